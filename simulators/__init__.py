@@ -1,0 +1,1 @@
+"""The physical world behind grainloop's simulated instruments (numpy/scipy/diffsims only)."""
