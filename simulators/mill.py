@@ -115,6 +115,7 @@ class MillPlant:
     """The mill as it runs: speed spin-up, dose delivered with scatter, live vial temperature."""
 
     spin_up_rpm_per_s = 20.0
+    step_s = 5.0
 
     def __init__(self, constants: MillConstants, rng: np.random.Generator, faults: MillFaults | None = None) -> None:
         self.c = constants
@@ -133,6 +134,7 @@ class MillPlant:
         self.caking_c_s = 0.0
         self.max_rpm = 0.0
         self.jammed = False
+        self._carry_s = 0.0
 
     def start(self, rpm: float, duration_s: float, bpr: float, k_excess: float) -> None:
         """Begin a run on a fresh charge."""
@@ -151,13 +153,15 @@ class MillPlant:
         """Safe state: motor off (the jar spins down)."""
         self.target_rpm = 0.0
 
-    def advance(self, dt_s: float, step_s: float = 5.0) -> None:
-        """Integrate dose, caking and vial temperature over `dt_s` simulated seconds."""
-        remaining = dt_s
-        while remaining > 1e-9:
-            h = min(step_s, remaining)
-            remaining -= h
-            self._step(h)
+    def advance(self, dt_s: float) -> None:
+        """Integrate over `dt_s` simulated seconds in whole fixed steps, carrying the remainder.
+
+        Fixed steps make the outcome independent of how the caller chops time (wall-clock ticks).
+        """
+        self._carry_s += dt_s
+        while self._carry_s >= self.step_s:
+            self._carry_s -= self.step_s
+            self._step(self.step_s)
 
     def _step(self, h: float) -> None:
         c = self.c

@@ -57,7 +57,9 @@ def _gb_factor(seed: int, texture_fraction: float, spread_deg: float, critical_d
     return float(np.mean(gb_transparency(theta, critical_deg, decay_deg)))
 
 
-def jc_self_field_a_per_cm2(world: World, outcome: SinterOutcome, temperature_k: float, tc: float, f_gb: float) -> float:
+def jc_self_field_a_per_cm2(
+    world: World, outcome: SinterOutcome, temperature_k: float, tc: float, f_gb: float
+) -> float:
     """Intragranular-limited bulk Jc in self field at `temperature_k`."""
     p = world.properties
     if temperature_k >= tc or outcome.relative_density <= p.connectivity_density_floor:

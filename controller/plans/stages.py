@@ -1,0 +1,114 @@
+"""One Bluesky run per stage of a sample's way through the lab.
+
+Each plan moves the sample where it must be, opens a run whose start document names the campaign,
+sample, step, recipe and instrument, makes the instrument do its work, reads it, and leaves the
+instrument safe whatever happens (`finalize_wrapper` → `stop`). A checkpoint starts each stage, so a
+deferred pause lands between stages and a resume re-does at most the interrupted stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from bluesky import plan_stubs as bps
+from bluesky import preprocessors as bpp
+from bluesky.utils import Msg
+
+from controller.lab import Lab
+from controller.plans.context import SampleContext
+from devices.furnace import FurnaceProgram
+from devices.mill import MillProgram
+
+Plan = Generator[Msg, Any, Any]
+
+
+def _safely(plan: Plan, *devices: Any) -> Plan:
+    """Run `plan`, then stop `devices` (their safe state) on the way out, success or not."""
+
+    def _safe() -> Plan:
+        for dev in devices:
+            yield from bps.stop(dev)
+
+    return (yield from bpp.finalize_wrapper(plan, _safe()))
+
+
+def mill(lab: Lab, ctx: SampleContext) -> Plan:
+    """Charge the jar and mill; yields a run with the mill's state before/after and a monitored vial temperature."""
+    r = ctx.recipe
+    yield from bps.checkpoint()
+    yield from bps.mv(lab.store, (ctx.sample_id, "mill"))
+
+    # monitors are inserted after the wrapped plan's open_run, so this decorator goes outside
+    @bpp.monitor_during_decorator([lab.mill.speed_rpm, lab.mill.vial_temperature_c])
+    @bpp.run_decorator(md=ctx.md("mill", "mill"))
+    def _run() -> Plan:
+        program = MillProgram(ctx.sample_id, r.mill_rpm, r.milling_time_h, r.ball_to_powder_ratio, r.k_excess)
+        yield from bps.mv(lab.mill, program)
+        yield from bps.trigger_and_read([lab.mill])
+
+    return (yield from _safely(_run(), lab.mill))
+
+
+def sinter(lab: Lab, ctx: SampleContext) -> Plan:
+    """Run the furnace programme of the recipe; the control thermocouple and pressure are monitored."""
+    r = ctx.recipe
+    yield from bps.checkpoint()
+    yield from bps.mv(lab.store, (ctx.sample_id, "furnace"))
+    monitored = [lab.furnace.temperature_c, lab.furnace.setpoint_c, lab.furnace.pressure_mpa]
+
+    @bpp.monitor_during_decorator(monitored)
+    @bpp.run_decorator(md=ctx.md("furnace", "sinter", route=r.route))
+    def _run() -> Plan:
+        program = FurnaceProgram(
+            ctx.sample_id, r.route, r.dwell_temperature_c, r.dwell_time_h, r.ramp_rate_c_per_min, r.pressure_mpa
+        )
+        yield from bps.mv(lab.furnace, program)
+        yield from bps.trigger_and_read([lab.furnace])
+
+    return (yield from _safely(_run(), lab.furnace))
+
+
+def _load_stem(lab: Lab, ctx: SampleContext) -> Plan:
+    if lab.stem.loaded_sample.get() != ctx.sample_id:
+        yield from bps.mv(lab.store, (ctx.sample_id, "stem"))
+        yield from bps.mv(lab.stem, ctx.sample_id)
+
+
+def survey_image(lab: Lab, ctx: SampleContext, *, pixel_nm: float = 2.0, shape_px: int = 1024) -> Plan:
+    """A HAADF + BF survey image of the sample (arrays in HDF5, referenced by resource/datum)."""
+    yield from bps.checkpoint()
+    yield from _load_stem(lab, ctx)
+    yield from bps.mv(lab.stem.survey.pixel_nm, pixel_nm, lab.stem.survey.shape_px, shape_px)
+
+    @bpp.run_decorator(md=ctx.md("stem", "survey_image", detector="haadf+bf"))
+    def _run() -> Plan:
+        yield from bps.trigger_and_read([lab.stem.survey])
+
+    return (yield from _safely(_run(), lab.stem))
+
+
+def sped_scan(lab: Lab, ctx: SampleContext, *, step_nm: float = 10.0, scan_px: int = 40) -> Plan:
+    """A SPED 4D scan of the sample (patterns in HDF5, referenced by resource/datum)."""
+    yield from bps.checkpoint()
+    yield from _load_stem(lab, ctx)
+    yield from bps.mv(lab.stem.sped.step_nm, step_nm, lab.stem.sped.scan_px, scan_px)
+
+    @bpp.run_decorator(md=ctx.md("stem", "sped_scan", detector="sped"))
+    def _run() -> Plan:
+        yield from bps.trigger_and_read([lab.stem.sped])
+
+    return (yield from _safely(_run(), lab.stem))
+
+
+def measure_properties(lab: Lab, ctx: SampleContext) -> Plan:
+    """Trapped field at 5 K, Jc, Tc, density and phase fractions: the observation of this step."""
+    yield from bps.checkpoint()
+    yield from bps.mv(lab.store, (ctx.sample_id, "property_station"))
+    yield from bps.mv(lab.properties, ctx.sample_id)
+
+    @bpp.run_decorator(md=ctx.md("property_station", "measure_properties"))
+    def _run() -> Plan:
+        yield from bps.trigger_and_read([lab.properties])
+
+    return (yield from _safely(_run(), lab.properties))

@@ -1,0 +1,257 @@
+"""Furnace (tube / HIP / SPS): `set(FurnaceProgram)` ramps, soaks, cools; the status ends when it is safe to open.
+
+Device-level interlocks act on the readbacks whatever the plan does: a broken thermocouple or a reading
+above setpoint + margin (or the route's absolute maximum) cuts the heater and fails the status.
+`stop()` cuts the heater and vents the pressure. Flavours: `SimFurnace` (a `FurnacePlant` of the lab's
+world) and `EpicsFurnace` (PVs in docs/devices.md).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from ophyd import Component as Cpt
+from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
+from ophyd.status import DeviceStatus
+
+from devices.envelope import FURNACE, LimitError, check_range
+from devices.sim_loop import SimLoop
+from devices.status import InterlockError, safe_status
+from simulators.faults import FaultConfig
+from simulators.furnace import FurnaceFaults, FurnacePlant, ProgramSegment
+from simulators.lab import SimLab
+
+TIMEOUT_MARGIN = 1.5
+TIMEOUT_SLACK_WALL_S = 10.0
+NATURAL_COOL_C_PER_MIN = 2.0
+"""Slowest cool-down assumed when budgeting a program's time."""
+
+
+@dataclass(frozen=True)
+class FurnaceProgram:
+    sample_id: str
+    route: str
+    dwell_temperature_c: float
+    dwell_time_h: float
+    ramp_rate_c_per_min: float
+    pressure_mpa: float
+
+    def check(self) -> None:
+        envelope = FURNACE.route(self.route)
+        check_range("dwell temperature", self.dwell_temperature_c, 0.0, envelope.max_temperature_c, "°C")
+        check_range("dwell time", self.dwell_time_h, 0.0, FURNACE.max_hold_h, "h")
+        check_range(
+            f"{self.route} ramp",
+            self.ramp_rate_c_per_min,
+            envelope.min_ramp_c_per_min,
+            envelope.max_ramp_c_per_min,
+            "°C/min",
+        )
+        check_range(f"{self.route} pressure", self.pressure_mpa, 0.0, envelope.max_pressure_mpa, "MPa")
+
+    def expected_duration_s(self, ambient_c: float = 25.0) -> float:
+        rise = self.dwell_temperature_c - ambient_c
+        cool_rate = max(NATURAL_COOL_C_PER_MIN, min(self.ramp_rate_c_per_min, 10.0))
+        return rise / self.ramp_rate_c_per_min * 60.0 + self.dwell_time_h * 3600.0 + rise / cool_rate * 60.0
+
+
+class Furnace(Device):
+    """What every furnace flavour exposes. `state`: idle, heating, cooling, done, stopped, tripped."""
+
+    temperature_c = Cpt(Signal, value=25.0, kind="hinted")
+    setpoint_c = Cpt(Signal, value=25.0, kind="normal")
+    heater_power_pct = Cpt(Signal, value=0.0, kind="normal")
+    pressure_mpa = Cpt(Signal, value=0.0, kind="normal")
+    thermocouple_ok = Cpt(Signal, value=True, kind="normal")
+    state = Cpt(Signal, value="idle", kind="normal")
+    interlock = Cpt(Signal, value="", kind="normal")
+    route = Cpt(Signal, value="", kind="config")
+    sample_id = Cpt(Signal, value="", kind="config")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._program: FurnaceProgram | None = None
+        self.temperature_c.subscribe(self._check_interlocks, run=False)
+
+    def set(self, value: FurnaceProgram) -> DeviceStatus:  # type: ignore[override]
+        """Check the program against the envelope and run it; the status ends when the furnace is safe to open."""
+        value.check()
+        if self.state.get() in ("heating", "cooling"):
+            raise LimitError(f"{self.name} is busy ({self.state.get()}); stop it first")
+        status = safe_status(self, self._timeout_wall_s(value.expected_duration_s()), self.stop)
+
+        def _watch(value: str, **_: object) -> None:
+            if status.done:
+                return
+            if value == "done":
+                status.set_finished()
+            elif value in ("tripped", "stopped"):
+                reason = self.interlock.get() or value
+                status.set_exception(InterlockError(f"{self.name}: {reason}"))
+
+        self.state.subscribe(_watch, run=False)
+        status.add_callback(lambda _st: self.state.clear_sub(_watch))
+        self._program = value
+        self.interlock.put("")
+        self._start(value)
+        return status
+
+    def stop(self, *, success: bool = False) -> None:
+        """Safe state: heater off, pressure vented."""
+        if self.state.get() in ("heating", "cooling"):
+            self._heater_off()
+            self.state.put("stopped")
+
+    def trip(self, reason: str) -> None:
+        """The interlock: heater off at once, the reason kept on `interlock`."""
+        if self.state.get() in ("heating", "cooling"):
+            self._heater_off()
+            self.interlock.put(reason)
+            self.state.put("tripped")
+
+    def _check_interlocks(self, value: float, **_: object) -> None:
+        program = self._program
+        if program is None or self.state.get() not in ("heating", "cooling"):
+            return
+        limit = FURNACE.route(program.route).max_temperature_c
+        if not math.isfinite(value):
+            self.trip("thermocouple open circuit")
+        elif value > limit:
+            self.trip(f"over-temperature: {value:.1f} °C above the {program.route} limit {limit:.0f} °C")
+        elif value > self.setpoint_c.get() + FURNACE.over_temperature_margin_k:
+            self.trip(
+                f"over-temperature: {value:.1f} °C exceeds setpoint {self.setpoint_c.get():.1f} °C "
+                f"+ {FURNACE.over_temperature_margin_k:.0f} K"
+            )
+
+    def _timeout_wall_s(self, duration_s: float) -> float:
+        return duration_s * TIMEOUT_MARGIN + TIMEOUT_SLACK_WALL_S
+
+    def _start(self, program: FurnaceProgram) -> None:
+        raise NotImplementedError
+
+    def _heater_off(self) -> None:
+        raise NotImplementedError
+
+
+class SimFurnace(Furnace):
+    """A furnace whose three routes are `FurnacePlant`s of the lab's world, advanced by the simulated clock."""
+
+    def __init__(self, *args: object, lab: SimLab, **kwargs: object) -> None:
+        self.lab = lab
+        self._plant: FurnacePlant | None = None
+        self._lock = threading.RLock()  # the sim loop and the RunEngine's stop() both touch the plant
+        super().__init__(*args, **kwargs)
+        self.loop = SimLoop(self.name, lab.clock, self._advance, self._publish)
+
+    def _timeout_wall_s(self, duration_s: float) -> float:
+        return self.lab.clock.wall_seconds(duration_s * TIMEOUT_MARGIN) + TIMEOUT_SLACK_WALL_S
+
+    def _start(self, program: FurnaceProgram) -> None:
+        self.loop.stop()
+        rng = self.lab.rng("furnace", program.sample_id)
+        faults = _draw_furnace_faults(self.lab.world.faults, rng, program.expected_duration_s())
+        plant = FurnacePlant(self.lab.world.furnace, program.route, rng, faults)
+        plant.load_program(
+            [ProgramSegment(program.dwell_temperature_c, program.ramp_rate_c_per_min, program.dwell_time_h * 3600.0)],
+            program.pressure_mpa,
+        )
+        self._plant = plant
+        self.route.put(program.route)
+        self.sample_id.put(program.sample_id)
+        self.state.put("heating")
+        self.loop.start()
+
+    def _advance(self, dt_s: float) -> None:
+        with self._lock:
+            self._advance_locked(dt_s)
+
+    def _advance_locked(self, dt_s: float) -> None:
+        plant = self._plant
+        if plant is None:
+            return
+        plant.advance(dt_s)
+        state = self.state.get()
+        if state == "heating" and plant.segment_index >= 1:  # past the single ramp-and-soak segment
+            self.state.put("cooling")
+        if plant.program_done and state in ("heating", "cooling", "stopped", "tripped"):
+            self._record()
+            self._publish()
+            if state in ("heating", "cooling"):
+                self.state.put("done")
+            self.loop.stop()
+
+    def _record(self) -> None:
+        plant, program = self._plant, self._program
+        if plant is None or program is None:
+            return
+        trace = plant.trace()
+        self.lab.record_sintering(
+            program.sample_id, program.route, trace.time_s, trace.sample_temperature_c, trace.pressure_mpa
+        )
+
+    def _publish(self) -> None:
+        plant = self._plant
+        if plant is None:
+            return
+        self.setpoint_c.put(plant.setpoint_c)
+        self.heater_power_pct.put(plant.heater_power_pct if plant.heater_enabled else 0.0)
+        self.pressure_mpa.put(plant.pressure_mpa)
+        self.thermocouple_ok.put(not plant.thermocouple_open)
+        self.temperature_c.put(plant.control_tc_c)
+
+    def _heater_off(self) -> None:
+        with self._lock:
+            plant = self._plant
+            if plant is None:
+                return
+            plant.heater_off()
+            self.heater_power_pct.put(0.0)
+            if not self.loop.running:  # keep cooling in simulated time so the history is complete
+                self.loop.start()
+
+
+def _draw_furnace_faults(config: FaultConfig, rng: np.random.Generator, duration_s: float) -> FurnaceFaults:
+    tc_open = config.fires("thermocouple_open", rng)
+    heater = config.fires("heater_failure", rng)
+    overshoot = config.fires("overshoot", rng)
+    return FurnaceFaults(
+        thermocouple_open_at_s=config.onset_fraction(rng) * duration_s if tc_open else None,
+        heater_failure_at_s=config.onset_fraction(rng) * duration_s if heater else None,
+        overshoot_k=config.overshoot_k if overshoot else 0.0,
+    )
+
+
+class EpicsFurnace(Furnace):
+    """The same furnace over EPICS Channel Access (PV suffixes appended to the prefix; see docs/devices.md)."""
+
+    temperature_c = Cpt(EpicsSignalRO, "Temp-RB", kind="hinted")
+    setpoint_c = Cpt(EpicsSignalRO, "Temp-SP-RB", kind="normal")
+    heater_power_pct = Cpt(EpicsSignalRO, "Power-RB", kind="normal")
+    pressure_mpa = Cpt(EpicsSignalRO, "Pressure-RB", kind="normal")
+    thermocouple_ok = Cpt(EpicsSignalRO, "TC-OK-RB", kind="normal")
+    state = Cpt(EpicsSignalRO, "State-RB", string=True, kind="normal")
+    interlock = Cpt(EpicsSignalRO, "Interlock-RB", string=True, kind="normal")
+    route = Cpt(EpicsSignal, "Route-SP", string=True, kind="config")
+    sample_id = Cpt(EpicsSignal, "SampleId-SP", string=True, kind="config")
+    dwell_temperature_sp = Cpt(EpicsSignal, "Dwell-Temp-SP", kind="omitted")
+    dwell_time_sp = Cpt(EpicsSignal, "Dwell-Time-SP", kind="omitted")
+    ramp_sp = Cpt(EpicsSignal, "Ramp-SP", kind="omitted")
+    pressure_sp = Cpt(EpicsSignal, "Pressure-SP", kind="omitted")
+    start_cmd = Cpt(EpicsSignal, "Start-Cmd", kind="omitted")
+    heater_off_cmd = Cpt(EpicsSignal, "HeaterOff-Cmd", kind="omitted")
+
+    def _start(self, program: FurnaceProgram) -> None:
+        self.route.put(program.route, wait=True)
+        self.sample_id.put(program.sample_id, wait=True)
+        self.dwell_temperature_sp.put(program.dwell_temperature_c, wait=True)
+        self.dwell_time_sp.put(program.dwell_time_h * 3600.0, wait=True)
+        self.ramp_sp.put(program.ramp_rate_c_per_min, wait=True)
+        self.pressure_sp.put(program.pressure_mpa, wait=True)
+        self.start_cmd.put(1)
+
+    def _heater_off(self) -> None:
+        self.heater_off_cmd.put(1)

@@ -1,0 +1,55 @@
+"""Where each sample is: the transfer robot's book of locations (observable, not hidden)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+from ophyd.status import DeviceStatus
+
+from devices.envelope import LimitError
+from devices.status import safe_status
+from simulators.clock import SimClock
+
+LOCATIONS = ("glovebox", "mill", "furnace", "stem", "property_station", "archive")
+TRANSFER_S = 120.0
+"""A transfer by the robot takes two simulated minutes."""
+
+
+class SampleStore(Device):
+    """`set((sample_id, location))` moves a sample; `locations` holds the JSON map sample → location."""
+
+    locations = Cpt(Signal, value="{}", kind="normal")
+    last_moved = Cpt(Signal, value="", kind="normal")
+
+    def __init__(self, *args: object, clock: SimClock | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock or SimClock(1.0)
+        self._book: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def location_of(self, sample_id: str) -> str | None:
+        with self._lock:
+            return self._book.get(sample_id)
+
+    def set(self, value: tuple[str, str]) -> DeviceStatus:  # type: ignore[override]
+        sample_id, location = value
+        if location not in LOCATIONS:
+            raise LimitError(f"unknown location {location!r}; expected one of {', '.join(LOCATIONS)}")
+        if not sample_id:
+            raise LimitError("sample_id must not be empty")
+        status = safe_status(self, self.clock.wall_seconds(TRANSFER_S) * 3 + 10.0, lambda: None)
+
+        def _move() -> None:
+            self.clock.sleep(TRANSFER_S)
+            with self._lock:
+                self._book[sample_id] = location
+                book = json.dumps(self._book, sort_keys=True)
+            self.locations.put(book)
+            self.last_moved.put(sample_id)
+            status.set_finished()
+
+        threading.Thread(target=_move, name=f"{self.name}-transfer", daemon=True).start()
+        return status

@@ -1,0 +1,248 @@
+"""STEM with a 4D-STEM (SPED) detector: a HAADF/BF survey image and a precession-diffraction scan.
+
+`set(sample_id)` loads a sample (the beam is blanked while the holder moves); `survey.trigger()` and
+`sped.trigger()` acquire and write HDF5 files referenced by resource/datum documents. `stop()` blanks
+the beam. Sim flavour: images drawn from the sample's hidden section; the truth behind them (labels,
+grain ids, true orientations) is kept aside, written only to `truth_dir` when one is given.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from ophyd import Component as Cpt
+from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
+from ophyd.status import DeviceStatus
+
+from devices.assets import ExternalArraySignal, HDF5AssetWriter
+from devices.envelope import LimitError, check_range
+from devices.status import InterlockError, safe_status
+from simulators.lab import SimLab
+from simulators.sped import SpedFaults, simulate_scan
+from simulators.stem import StemFaults, acquire_survey
+
+LOAD_S = 600.0
+"""Loading a holder, pumping and finding the area: ten simulated minutes."""
+ACQUISITION_SLACK_WALL_S = 60.0
+MAX_PROBE_CURRENT_PA = 200.0
+
+
+class _Detector(Device):
+    """Shared trigger/asset machinery; `_acquire()` does the work in a thread and returns datum ids."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writer: HDF5AssetWriter | None = None
+
+    def collect_asset_docs(self):
+        if self.writer is not None:
+            yield from self.writer.collect_asset_docs()
+
+    def trigger(self) -> DeviceStatus:
+        stem = self.parent
+        assert isinstance(stem, Stem)
+        if not stem.loaded_sample.get():
+            raise LimitError(f"{stem.name}: no sample loaded")
+        status = safe_status(self, stem.acquisition_timeout_wall_s(self), stem.stop)
+
+        def _run() -> None:
+            try:
+                self._acquire(stem)
+            except Exception as exc:  # surfaced through the status, never lost in the thread
+                status.set_exception(exc)
+            else:
+                status.set_finished()
+
+        threading.Thread(target=_run, name=f"{self.name}-acquire", daemon=True).start()
+        return status
+
+    def _acquire(self, stem: Stem) -> None:
+        raise NotImplementedError
+
+
+class SurveyDetector(_Detector):
+    """HAADF and BF survey images."""
+
+    haadf = Cpt(ExternalArraySignal, shape=(1024, 1024), kind="normal")
+    bf = Cpt(ExternalArraySignal, shape=(1024, 1024), kind="normal")
+    pixel_nm = Cpt(Signal, value=2.0, kind="config")
+    shape_px = Cpt(Signal, value=1024, kind="config")
+    dwell_us = Cpt(Signal, value=2.0, kind="config")
+
+    def _acquire(self, stem: Stem) -> None:
+        n = int(self.shape_px.get())
+        self.haadf.shape = self.bf.shape = (n, n)
+        stem.acquire_survey(self, n, float(self.pixel_nm.get()), float(self.dwell_us.get()))
+
+
+class SpedDetector(_Detector):
+    """A scanning precession electron diffraction 4D scan (ny, nx, qy, qx)."""
+
+    patterns = Cpt(ExternalArraySignal, shape=(40, 40, 128, 128), dtype_numpy="<u2", kind="normal")
+    calibration_a_inv_per_px = Cpt(Signal, value=0.0, kind="normal")
+    step_nm = Cpt(Signal, value=10.0, kind="config")
+    scan_px = Cpt(Signal, value=40, kind="config")
+
+    def _acquire(self, stem: Stem) -> None:
+        n = int(self.scan_px.get())
+        stem.acquire_sped(self, n, float(self.step_nm.get()))
+
+
+class Stem(Device):
+    """What every STEM flavour exposes."""
+
+    loaded_sample = Cpt(Signal, value="", kind="config")
+    probe_current_pa = Cpt(Signal, value=10.0, kind="config")
+    beam_blanked = Cpt(Signal, value=True, kind="normal")
+    state = Cpt(Signal, value="idle", kind="normal")
+    survey = Cpt(SurveyDetector, "survey")
+    sped = Cpt(SpedDetector, "sped")
+
+    def __init__(self, *args: Any, data_dir: Path | str = "data", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_data_dir(data_dir)
+
+    def set_data_dir(self, data_dir: Path | str) -> None:
+        self.survey.writer = HDF5AssetWriter(data_dir)
+        self.sped.writer = HDF5AssetWriter(data_dir)
+
+    def set(self, value: str) -> DeviceStatus:  # type: ignore[override]
+        """Load sample `value` into the column (beam blanked while the holder moves)."""
+        if not value:
+            raise LimitError(f"{self.name}: sample id must not be empty")
+        check_range("probe current", float(self.probe_current_pa.get()), 0.1, MAX_PROBE_CURRENT_PA, "pA")
+        self.beam_blanked.put(True)
+        status = safe_status(self, self._wall_s(LOAD_S) * 3 + 10.0, self.stop)
+
+        def _load() -> None:
+            try:
+                self._load(value)
+            except Exception as exc:
+                status.set_exception(exc)
+                return
+            self.loaded_sample.put(value)
+            self.state.put("ready")
+            status.set_finished()
+
+        threading.Thread(target=_load, name=f"{self.name}-load", daemon=True).start()
+        return status
+
+    def stop(self, *, success: bool = False) -> None:
+        """Safe state: beam blanked."""
+        self.beam_blanked.put(True)
+        if self.state.get() == "acquiring":
+            self.state.put("ready")
+
+    def acquisition_timeout_wall_s(self, detector: Device) -> float:
+        return ACQUISITION_SLACK_WALL_S
+
+    def _wall_s(self, sim_s: float) -> float:
+        return sim_s
+
+    def _load(self, sample_id: str) -> None:
+        raise NotImplementedError
+
+    def acquire_survey(self, detector: SurveyDetector, n: int, pixel_nm: float, dwell_us: float) -> None:
+        raise NotImplementedError
+
+    def acquire_sped(self, detector: SpedDetector, n: int, step_nm: float) -> None:
+        raise NotImplementedError
+
+
+class SimStem(Stem):
+    """A STEM that images the hidden section of the lab's samples."""
+
+    def __init__(self, *args: Any, lab: SimLab, truth_dir: Path | str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lab = lab
+        self.truth_dir = Path(truth_dir) if truth_dir else None
+
+    def _wall_s(self, sim_s: float) -> float:
+        return self.lab.clock.wall_seconds(sim_s)
+
+    def _load(self, sample_id: str) -> None:
+        self.lab.truth(sample_id)  # refuses a sample that was never sintered
+        self.lab.clock.sleep(LOAD_S)
+
+    def _specimen_extent_nm(self) -> float:
+        survey = float(self.survey.shape_px.get()) * float(self.survey.pixel_nm.get())
+        sped = float(self.sped.scan_px.get()) * float(self.sped.step_nm.get())
+        return max(survey, sped)
+
+    def _expose(self, instrument: str) -> np.random.Generator:
+        if self.beam_blanked.get() is False and self.state.get() == "acquiring":
+            raise InterlockError(f"{self.name}: an acquisition is already running")
+        self.state.put("acquiring")
+        self.beam_blanked.put(False)
+        return self.lab.rng(instrument, str(self.loaded_sample.get()))
+
+    def acquire_survey(self, detector: SurveyDetector, n: int, pixel_nm: float, dwell_us: float) -> None:
+        sample_id = str(self.loaded_sample.get())
+        rng = self._expose("stem-survey")
+        faults_cfg = self.lab.world.faults
+        faults = StemFaults(
+            beam_blank=faults_cfg.fires("beam_blank", rng),
+            extra_drift_nm_per_s=faults_cfg.beam_drift_nm_per_s if faults_cfg.fires("beam_drift", rng) else 0.0,
+        )
+        specimen = self.lab.specimen(sample_id, self._specimen_extent_nm())
+        image = acquire_survey(
+            self.lab.world.stem, specimen, rng, shape=(n, n), pixel_nm=pixel_nm, dwell_us=dwell_us,
+            probe_current_pa=float(self.probe_current_pa.get()), faults=faults,
+        )  # fmt: skip
+        self.lab.clock.sleep(n * n * dwell_us * 1e-6 * 2)  # two channels share one scan; flyback included
+        attrs = {"pixel_nm": pixel_nm, "sample_id": sample_id, "dwell_us": dwell_us}
+        ids = detector.writer.write("survey", {"haadf": image.haadf, "bf": image.bf}, attrs)  # type: ignore[union-attr]
+        detector.haadf.put(ids["haadf"])
+        detector.bf.put(ids["bf"])
+        self._keep_truth("survey", ids["haadf"], {"label": image.label, "grain_id": image.grain_id})
+        self.stop()
+
+    def acquire_sped(self, detector: SpedDetector, n: int, step_nm: float) -> None:
+        sample_id = str(self.loaded_sample.get())
+        rng = self._expose("stem-sped")
+        faults_cfg = self.lab.world.faults
+        dropout = faults_cfg.detector_dropout_fraction if faults_cfg.fires("detector_dropout", rng) else 0.0
+        faults = SpedFaults(detector_dropout_fraction=dropout, beam_blank=faults_cfg.fires("beam_blank", rng))
+        section = self.lab.specimen(sample_id, self._specimen_extent_nm()).rasterize((0.0, 0.0), (n, n), step_nm)
+        config = self.lab.world.sped
+        scan = simulate_scan(config, section, rng, faults=faults)
+        self.lab.clock.sleep(n * n * config.dwell_ms * 1e-3)
+        detector.patterns.shape = scan.data.shape
+        attrs = {"step_nm": step_nm, "calibration_a_inv_per_px": scan.calibration_a_inv_per_px, "sample_id": sample_id}
+        ids = detector.writer.write("sped", {"patterns": scan.data}, attrs)  # type: ignore[union-attr]
+        detector.calibration_a_inv_per_px.put(scan.calibration_a_inv_per_px)
+        detector.patterns.put(ids["patterns"])
+        self._keep_truth(
+            "sped",
+            ids["patterns"],
+            {"orientations": scan.true_orientations, "phase": scan.true_phase, "dropped": scan.dropped},
+        )
+        self.stop()
+
+    def _keep_truth(self, kind: str, datum_id: str, arrays: dict[str, np.ndarray]) -> None:
+        """Truth goes to a separate directory, never into the documents, and only when asked for."""
+        if self.truth_dir is None:
+            return
+        self.truth_dir.mkdir(parents=True, exist_ok=True)
+        with h5py.File(self.truth_dir / f"{kind}-{datum_id.split('/')[0][:12]}.h5", "w") as fh:
+            fh.attrs["datum_id"] = datum_id
+            for key, value in arrays.items():
+                fh.create_dataset(key, data=value, compression="gzip", compression_opts=1)
+
+
+class EpicsStem(Stem):
+    """Control over EPICS (PV suffixes in docs/devices.md); images arrive through an areaDetector HDF5 plugin."""
+
+    loaded_sample = Cpt(EpicsSignal, "SampleId-SP", string=True, kind="config")
+    probe_current_pa = Cpt(EpicsSignal, "ProbeCurrent-SP", kind="config")
+    beam_blanked = Cpt(EpicsSignal, "BeamBlank-Cmd", kind="normal")
+    state = Cpt(EpicsSignalRO, "State-RB", string=True, kind="normal")
+    load_cmd = Cpt(EpicsSignal, "Load-Cmd", kind="omitted")
+
+    def _load(self, sample_id: str) -> None:
+        self.loaded_sample.put(sample_id, wait=True)
+        self.load_cmd.put(1, wait=True)
