@@ -61,6 +61,8 @@ class FurnaceProgram:
 class Furnace(Device):
     """What every furnace flavour exposes. `state`: idle, heating, cooling, done, stopped, tripped."""
 
+    timeout_slack_wall_s = TIMEOUT_SLACK_WALL_S
+
     temperature_c = Cpt(Signal, value=25.0, kind="hinted")
     setpoint_c = Cpt(Signal, value=25.0, kind="normal")
     heater_power_pct = Cpt(Signal, value=0.0, kind="normal")
@@ -74,6 +76,7 @@ class Furnace(Device):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self._program: FurnaceProgram | None = None
+        self._stopped_ok = False
         self.temperature_c.subscribe(self._check_interlocks, run=False)
 
     def set(self, value: FurnaceProgram) -> DeviceStatus:  # type: ignore[override]
@@ -86,7 +89,7 @@ class Furnace(Device):
         def _watch(value: str, **_: object) -> None:
             if status.done:
                 return
-            if value == "done":
+            if value == "done" or (value == "stopped" and self._stopped_ok):
                 status.set_finished()
             elif value in ("tripped", "stopped"):
                 reason = self.interlock.get() or value
@@ -95,14 +98,20 @@ class Furnace(Device):
         self.state.subscribe(_watch, run=False)
         status.add_callback(lambda _st: self.state.clear_sub(_watch))
         self._program = value
+        self._stopped_ok = False
         self.interlock.put("")
         self._start(value)
         return status
 
     def stop(self, *, success: bool = False) -> None:
-        """Safe state: heater off, pressure vented."""
+        """Safe state: heater off, pressure vented.
+
+        `success=True` (the RunEngine pausing or suspending, to rewind and re-run later) ends the move's
+        status normally; otherwise the status fails.
+        """
         if self.state.get() in ("heating", "cooling"):
             self._heater_off()
+            self._stopped_ok = success
             self.state.put("stopped")
 
     def trip(self, reason: str) -> None:
@@ -128,7 +137,11 @@ class Furnace(Device):
             )
 
     def _timeout_wall_s(self, duration_s: float) -> float:
-        return duration_s * TIMEOUT_MARGIN + TIMEOUT_SLACK_WALL_S
+        return self._wall_s(duration_s * TIMEOUT_MARGIN) + self.timeout_slack_wall_s
+
+    def _wall_s(self, sim_s: float) -> float:
+        """Wall time of `sim_s` seconds of instrument time (the same on real hardware)."""
+        return sim_s
 
     def _start(self, program: FurnaceProgram) -> None:
         raise NotImplementedError
@@ -147,8 +160,8 @@ class SimFurnace(Furnace):
         super().__init__(*args, **kwargs)
         self.loop = SimLoop(self.name, lab.clock, self._advance, self._publish)
 
-    def _timeout_wall_s(self, duration_s: float) -> float:
-        return self.lab.clock.wall_seconds(duration_s * TIMEOUT_MARGIN) + TIMEOUT_SLACK_WALL_S
+    def _wall_s(self, sim_s: float) -> float:
+        return self.lab.clock.wall_seconds(sim_s)
 
     def _start(self, program: FurnaceProgram) -> None:
         self.loop.stop()
@@ -178,10 +191,11 @@ class SimFurnace(Furnace):
         if state == "heating" and plant.segment_index >= 1:  # past the single ramp-and-soak segment
             self.state.put("cooling")
         if plant.program_done and state in ("heating", "cooling", "stopped", "tripped"):
+            plant.heater_off()  # a finished programme leaves the heater disabled, not regulating at ambient
             self._record()
-            self._publish()
             if state in ("heating", "cooling"):
-                self.state.put("done")
+                self.state.put("done")  # before publishing: the interlocks only watch a running programme
+            self._publish()
             self.loop.stop()
 
     def _record(self) -> None:

@@ -54,16 +54,18 @@ class PlanetaryMill(Device):
     sample_id = Cpt(Signal, value="", kind="config")
 
     FAULT_STATES = frozenset({"jammed", "overtemp"})
+    timeout_slack_wall_s = TIMEOUT_SLACK_WALL_S
 
     def set(self, value: MillProgram) -> DeviceStatus:  # type: ignore[override]
         """Check the program against the envelope, start milling; the status ends when the jar stops."""
         value.check()
+        self._stopped_ok = False
         status = safe_status(self, self._timeout_wall_s(value.duration_h * 3600.0), self.stop)
 
         def _watch(value: str, **_: object) -> None:
             if status.done:
                 return
-            if value == "done":
+            if value == "done" or (value == "stopped" and self._stopped_ok):
                 status.set_finished()
             elif value in self.FAULT_STATES or value == "stopped":
                 status.set_exception(InterlockError(f"{self.name}: milling ended in state {value!r}"))
@@ -74,11 +76,16 @@ class PlanetaryMill(Device):
         return status
 
     def stop(self, *, success: bool = False) -> None:
-        """Safe state: motor off."""
+        """Safe state: motor off. `success=True` (a RunEngine pause or suspension) ends the status normally."""
+        self._stopped_ok = success
         self._halt_motor()
 
     def _timeout_wall_s(self, duration_s: float) -> float:
-        return duration_s * TIMEOUT_MARGIN + TIMEOUT_SLACK_WALL_S
+        return self._wall_s(duration_s * TIMEOUT_MARGIN) + self.timeout_slack_wall_s
+
+    def _wall_s(self, sim_s: float) -> float:
+        """Wall time of `sim_s` seconds of instrument time (the same on real hardware)."""
+        return sim_s
 
     def _start(self, program: MillProgram) -> None:
         raise NotImplementedError
@@ -97,8 +104,8 @@ class SimPlanetaryMill(PlanetaryMill):
         self._program: MillProgram | None = None
         self.loop = SimLoop(self.name, lab.clock, self._advance, self._publish)
 
-    def _timeout_wall_s(self, duration_s: float) -> float:
-        return self.lab.clock.wall_seconds(duration_s * TIMEOUT_MARGIN) + TIMEOUT_SLACK_WALL_S
+    def _wall_s(self, sim_s: float) -> float:
+        return self.lab.clock.wall_seconds(sim_s)
 
     def _start(self, program: MillProgram) -> None:
         self.loop.stop()
@@ -120,7 +127,8 @@ class SimPlanetaryMill(PlanetaryMill):
             return
         plant.advance(dt_s)
         if plant.vial_temperature_c > MILL.vial_temperature_limit_c and plant.target_rpm > 0:
-            plant.stop()  # the interlock: a hot vial cakes K and can vent
+            plant.stop()  # the interlock brakes the motor: a hot vial cakes K and can vent
+            plant.speed_rpm = 0.0
             self._finish("overtemp")
         elif plant.jammed:
             plant.stop()

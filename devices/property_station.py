@@ -42,6 +42,7 @@ class PropertyStation(Device):
     phase_fe_wt_pct = Cpt(Signal, value=0.0, kind="normal")
     mounted_sample = Cpt(Signal, value="", kind="config")
     magnet_field_t = Cpt(Signal, value=0.0, kind="normal")
+    timeout_slack_wall_s = TIMEOUT_SLACK_WALL_S
 
     def set(self, value: str) -> DeviceStatus:  # type: ignore[override]
         if not value:
@@ -55,7 +56,7 @@ class PropertyStation(Device):
         sample_id = str(self.mounted_sample.get())
         if not sample_id:
             raise LimitError(f"{self.name}: no sample mounted")
-        status = safe_status(self, self._wall_s(MEASUREMENT_S) * 3 + TIMEOUT_SLACK_WALL_S, self.stop)
+        status = safe_status(self, self._wall_s(MEASUREMENT_S) * 3 + self.timeout_slack_wall_s, self.stop)
 
         def _run() -> None:
             try:

@@ -193,7 +193,7 @@ class SimStem(Stem):
             self.lab.world.stem, specimen, rng, shape=(n, n), pixel_nm=pixel_nm, dwell_us=dwell_us,
             probe_current_pa=float(self.probe_current_pa.get()), faults=faults,
         )  # fmt: skip
-        self.lab.clock.sleep(n * n * dwell_us * 1e-6 * 2)  # two channels share one scan; flyback included
+        self.lab.clock.sleep(image.frame_time_s)
         attrs = {"pixel_nm": pixel_nm, "sample_id": sample_id, "dwell_us": dwell_us}
         ids = detector.writer.write("survey", {"haadf": image.haadf, "bf": image.bf}, attrs)  # type: ignore[union-attr]
         detector.haadf.put(ids["haadf"])

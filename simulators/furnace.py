@@ -34,8 +34,8 @@ class RoutePlant(BaseModel):
     radiation_k_per_k4: float = Field(2.0e-10, ge=0, description="rise lost per K⁴ of (T⁴ − T_amb⁴)")
     max_ramp_c_per_min: float = Field(20.0, gt=0, description="fastest programmed ramp the plant accepts")
     max_cooling_c_per_min: float = Field(10.0, gt=0, description="cap of the programmer's controlled cool")
-    sample_offset_min_k: float = Field(5.0, ge=0)
-    sample_offset_max_k: float = Field(20.0, ge=0)
+    sample_offset_min_k: float = Field(3.0, ge=0, description="a calibrated lab keeps the sample near the control TC")
+    sample_offset_max_k: float = Field(12.0, ge=0)
     sample_hotter: bool = Field(False, description="sample hotter than the control TC (SPS: Joule heating)")
     max_pressure_mpa: float = Field(0.0, ge=0)
     pressure_ramp_mpa_per_min: float = Field(5.0, gt=0)
@@ -210,9 +210,7 @@ class FurnacePlant:
         for segment in segments:
             _check_segment(segment)
             if segment.ramp_c_per_min > (limit := self._plant.max_ramp_c_per_min):
-                raise ValueError(
-                    f"ramp {segment.ramp_c_per_min} °C/min exceeds the {self.route} limit {limit}"
-                )
+                raise ValueError(f"ramp {segment.ramp_c_per_min} °C/min exceeds the {self.route} limit {limit}")
         if not math.isfinite(pressure_mpa) or pressure_mpa < 0:
             raise ValueError(f"pressure must be a finite value >= 0 MPa, got {pressure_mpa}")
         if pressure_mpa > (limit := self._plant.max_pressure_mpa):

@@ -1,7 +1,453 @@
-"""A 2-D section of the sintered body. (stub: being written)"""
+"""A 2-D section of a sintered body: Laguerre grains, second-phase particles, pores and GB oxide.
 
-from pydantic import BaseModel, ConfigDict
+A `Specimen` is continuous (seed points, power weights, pore discs) and periodic over a square of side
+`extent_nm`, so it can be rasterised at any pixel size and origin: the STEM survey, the SPED scan and
+the benchmarks all look at the same grains. Grains are power-weighted Voronoi (Laguerre) cells whose
+weights are relaxed until every cell has a prescribed area, drawn so that matrix grains have a lognormal
+equivalent diameter with mean `body.grain_size_nm`; pores are discs placed preferentially on triple
+junctions, carved out afterwards, and the cells' solid areas are re-targeted around them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.spatial import cKDTree
+
+from simulators.orientations import random_orientations, textured_orientations
+from simulators.sample import ALL_PHASES, CONTAMINANT_PHASES, MATRIX_PHASE, SECONDARY_PHASES, SinteredBody
+
+LABEL_CLASSES = ("matrix", "grain_boundary", "pore", "secondary_phase", "contamination")
+PORE_PHASE_ID = 255
 
 
 class MicrostructureConfig(BaseModel):
+    """Modelling constants ([M]) of the section generator."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    grain_size_log_sigma: float = Field(0.35, ge=0.0, le=1.0, description="lognormal σ of grain diameter")
+    secondary_size_rel: float = Field(0.6, gt=0.0, description="secondary-phase particle size / grain size")
+    contaminant_size_rel: float = Field(0.3, gt=0.0, description="wear-debris particle size / grain size")
+    particle_log_sigma: float = Field(0.3, ge=0.0, le=1.0)
+    pore_size_rel: float = Field(0.35, gt=0.0, description="mean pore diameter / grain size")
+    pore_log_sigma: float = Field(0.4, ge=0.0, le=1.0)
+    pore_junction_share: float = Field(0.7, ge=0.0, le=1.0, description="pores centred on triple junctions")
+    pore_boundary_share: float = Field(0.25, ge=0.0, le=1.0, description="pores on two-grain boundaries")
+    pore_jitter_rel: float = Field(0.05, ge=0.0, description="pore-centre scatter / grain size")
+    gb_width_nm: float = Field(2.0, gt=0.0, description="width of the grain-boundary class in label maps")
+    gb_min_width_px: float = Field(1.5, ge=1.0, description="label band floor; ≥ √2 px keeps it 4-closed")
+    texture_spread_deg: float = Field(15.0, ge=0.0, description="c-axis spread of textured grains")
+    gb_oxide_thickness_scale: float = Field(1.0, gt=0.0, description="film = scale·fraction/(GB length/area)")
+    relaxation_iterations: int = Field(6, ge=1, description="Lloyd + weight steps while growing")
+    retarget_iterations: int = Field(3, ge=0, description="weight-only steps after carving pores")
+    max_grains: int = Field(12000, ge=100, description="a finer section is grown on a smaller periodic square")
+    grid_px_per_grain: float = Field(150.0, ge=20.0, description="coarse-grid pixels per matrix grain")
+    max_grid_px: int = Field(1024, ge=128)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One raster of a specimen: ground truth for the instruments, never shown to the controller.
+
+    Pixel (r, c) samples the point ``origin_nm + ((c + 0.5)·pixel_nm, (r + 0.5)·pixel_nm)``.
+    """
+
+    grain_id: np.ndarray  # (H, W) int32, −1 in pores
+    phase_id: np.ndarray  # (H, W) uint8 index into ALL_PHASES, 255 in pores
+    label: np.ndarray  # (H, W) uint8 index into LABEL_CLASSES
+    gb_distance_nm: np.ndarray  # (H, W) float32 distance from the pixel centre to its cell's boundary
+    pixel_nm: float
+    origin_nm: tuple[float, float]
+    orientations: np.ndarray  # (n_grains, 4) quaternions of the specimen, indexed by grain_id
+    phases: tuple[str, ...]  # phase name per grain
+    gb_oxide_nm: float = 0.0  # thickness of the oxide film on every grain boundary
+
+    def equivalent_diameters_nm(self, phase: str | None = MATRIX_PHASE) -> np.ndarray:
+        """Area-equivalent diameters of grains lying wholly inside the raster (of `phase`, or all if None).
+
+        Pore pixels do not count as grain area; boundary pixels do (they belong to their grain).
+        """
+        gid = self.grain_id
+        n = len(self.phases)
+        area_px = np.bincount(gid[gid >= 0].ravel(), minlength=n)
+        edge = np.concatenate([gid[0], gid[-1], gid[:, 0], gid[:, -1]])
+        keep = area_px > 0
+        keep[edge[edge >= 0]] = False
+        if phase is not None:
+            keep &= np.asarray(self.phases) == phase
+        return np.sqrt(4.0 * area_px[keep] / np.pi) * self.pixel_nm
+
+    @property
+    def porosity(self) -> float:
+        return float(np.mean(self.grain_id < 0))
+
+
+def _lognormal(rng: np.random.Generator, mean: float, log_sigma: float, n: int) -> np.ndarray:
+    """Lognormal draws with the given arithmetic mean."""
+    return mean * np.exp(rng.normal(-0.5 * log_sigma**2, log_sigma, n))
+
+
+def _stochastic_count(rng: np.random.Generator, expected: float) -> int:
+    whole = int(np.floor(expected))
+    return whole + int(rng.random() < expected - whole)
+
+
+@dataclass(eq=False, repr=False)
+class Specimen:
+    """A periodic square section of one sintered body, extent_nm on a side; see the module docstring.
+
+    Cell i (a grain or a second-phase particle) is seed i with power weight i; `grain_orientations[i]`
+    and `grain_phases[i]` describe it. Pores are discs carved out of the cells.
+    """
+
+    config: MicrostructureConfig
+    extent_nm: float
+    seeds_nm: np.ndarray  # (n, 2)
+    weights_nm2: np.ndarray  # (n,)
+    grain_orientations: np.ndarray  # (n, 4) quaternions, see simulators.orientations
+    grain_phases: list[str]
+    pore_centres_nm: np.ndarray  # (m, 2)
+    pore_radii_nm: np.ndarray  # (m,)
+    gb_oxide_nm: float  # oxide film thickness on every grain boundary
+
+    def __post_init__(self) -> None:
+        self.diagram = PowerDiagram(self.seeds_nm, self.weights_nm2, self.extent_nm)
+        self.grain_phase_ids = np.array([ALL_PHASES.index(p) for p in self.grain_phases], dtype=np.uint8)
+
+    @property
+    def n_grains(self) -> int:
+        return len(self.grain_phases)
+
+    @classmethod
+    def grow(
+        cls, config: MicrostructureConfig, body: SinteredBody, extent_nm: float, rng: np.random.Generator
+    ) -> Specimen:
+        """Build the section of `body` over a periodic square of about extent_nm (seeded by `rng`).
+
+        The side is widened to 8 grain diameters or narrowed to hold `config.max_grains` matrix grains
+        when needed (read `extent_nm` of the result); windows beyond it see the periodic continuation.
+        """
+        grain_nm = float(body.grain_size_nm)
+        grain_area = np.pi / 4.0 * grain_nm**2 * np.exp(config.grain_size_log_sigma**2)
+        extent_nm = float(np.clip(extent_nm, 8.0 * grain_nm, np.sqrt(config.max_grains * grain_area)))
+        unknown = set(body.phase_fractions) - set(ALL_PHASES)
+        if unknown:
+            raise ValueError(f"unknown phases {sorted(unknown)}; expected some of {ALL_PHASES}")
+        porosity = float(np.clip(1.0 - body.relative_density, 0.0, 0.6))
+        area = extent_nm**2
+        phases, targets = _draw_cells(config, body, area * (1.0 - porosity), rng)
+        n = len(phases)
+
+        matrix_cells = max(1, phases.count(MATRIX_PHASE))
+        grid = int(np.clip(np.sqrt(matrix_cells * config.grid_px_per_grain), 128, config.max_grid_px))
+        pixel = extent_nm / grid
+
+        # Phase 1: cells fill the whole square with areas in proportion to their solid targets.
+        seeds = rng.uniform(0.0, extent_nm, (n, 2))
+        weights = targets / np.pi / (1.0 - porosity)
+        fill_targets = targets / targets.sum() * area
+        for _ in range(config.relaxation_iterations):
+            ids = PowerDiagram(seeds, weights, extent_nm).grid((0.0, 0.0), (grid, grid), pixel)[0]
+            areas, centroids = _areas_and_centroids(ids, seeds, pixel, extent_nm)
+            seeds = np.where((areas > 0)[:, None], centroids, seeds) % extent_nm
+            weights = weights + (fill_targets - areas) / np.pi
+        ids = PowerDiagram(seeds, weights, extent_nm).grid((0.0, 0.0), (grid, grid), pixel)[0]
+
+        # Phase 2: pores on junctions and boundaries until the union covers the porosity.
+        pore_c, pore_r, pore_mask = _place_pores(config, ids, grain_nm, porosity, pixel, extent_nm, rng)
+
+        # Phase 3: re-target the solid area of every cell around the fixed pores.
+        for _ in range(config.retarget_iterations if porosity > 0 else 0):
+            solid = np.bincount(ids[~pore_mask], minlength=n) * pixel**2
+            weights = weights + (targets - solid) / np.pi
+            ids = PowerDiagram(seeds, weights, extent_nm).grid((0.0, 0.0), (grid, grid), pixel)[0]
+
+        boundary_per_area = _boundary_length_per_area(ids, pore_mask, pixel, area)
+        oxide_nm = config.gb_oxide_thickness_scale * body.gb_oxide_fraction / max(boundary_per_area, 1e-9)
+
+        is_matrix = np.array([p == MATRIX_PHASE for p in phases])
+        orientations = random_orientations(rng, n)
+        orientations[is_matrix] = textured_orientations(
+            rng, int(is_matrix.sum()), body.texture_fraction, config.texture_spread_deg
+        )
+        return cls(config, float(extent_nm), seeds, weights, orientations, phases, pore_c, pore_r, float(oxide_nm))
+
+    def rasterize(self, origin_nm: tuple[float, float], shape: tuple[int, int], pixel_nm: float) -> Section:
+        """Sample the specimen on a regular grid (periodic beyond the extent; see `Section`)."""
+        shape = (int(shape[0]), int(shape[1]))
+        ids, dist = self.diagram.grid(origin_nm, shape, pixel_nm, with_distance=True)
+        pores = np.zeros(shape, dtype=bool)
+        lo = np.asarray(origin_nm, dtype=float)
+        hi = lo + np.array([shape[1], shape[0]]) * pixel_nm
+        centres, radii = _pore_images(self.pore_centres_nm, self.pore_radii_nm, self.extent_nm, lo, hi)
+        paint_discs(pores, (centres - lo) / pixel_nm, radii / pixel_nm)
+
+        phase_id = self.grain_phase_ids[ids]
+        label = np.zeros(shape, dtype=np.uint8)
+        label[np.isin(phase_id, [ALL_PHASES.index(p) for p in SECONDARY_PHASES])] = 3
+        label[np.isin(phase_id, [ALL_PHASES.index(p) for p in CONTAMINANT_PHASES])] = 4
+        half_width = 0.5 * max(self.config.gb_width_nm, self.config.gb_min_width_px * pixel_nm, self.gb_oxide_nm)
+        label[dist < half_width] = 1
+        label[pores] = 2
+        ids[pores] = -1
+        phase_id[pores] = PORE_PHASE_ID
+        origin = (float(origin_nm[0]), float(origin_nm[1]))
+        return Section(
+            ids,
+            phase_id,
+            label,
+            dist,
+            float(pixel_nm),
+            origin,
+            self.grain_orientations.view(),
+            tuple(self.grain_phases),
+            self.gb_oxide_nm,
+        )
+
+
+def _draw_cells(
+    config: MicrostructureConfig, body: SinteredBody, solid_area: float, rng: np.random.Generator
+) -> tuple[list[str], np.ndarray]:
+    """Phase and target solid area of every cell; phases' areas follow body.phase_fractions."""
+    fractions = {p: max(0.0, float(f)) for p, f in body.phase_fractions.items()}
+    total = sum(fractions.values()) or 1.0
+    phases: list[str] = []
+    areas: list[np.ndarray] = []
+    for phase in ALL_PHASES:
+        budget = solid_area * fractions.get(phase, 0.0) / total
+        if budget <= 0.0:
+            continue
+        if phase == MATRIX_PHASE:
+            mean_d, sigma = body.grain_size_nm, config.grain_size_log_sigma
+        elif phase in CONTAMINANT_PHASES:
+            mean_d, sigma = body.grain_size_nm * config.contaminant_size_rel, config.particle_log_sigma
+        else:
+            mean_d, sigma = body.grain_size_nm * config.secondary_size_rel, config.particle_log_sigma
+        mean_area = np.pi / 4.0 * mean_d**2 * np.exp(sigma**2)
+        expected = budget / mean_area
+        count = max(1, round(expected)) if phase == MATRIX_PHASE else _stochastic_count(rng, expected)
+        if count == 0:
+            continue
+        a = np.pi / 4.0 * _lognormal(rng, mean_d, sigma, count) ** 2
+        if expected >= 1.0:
+            a *= budget / a.sum()  # hit the phase fraction exactly; rare phases keep their natural size
+        phases += [phase] * count
+        areas.append(a)
+    if not phases:
+        raise ValueError("body.phase_fractions has no positive fraction")
+    return phases, np.concatenate(areas)
+
+
+def _areas_and_centroids(ids: np.ndarray, seeds: np.ndarray, pixel: float, extent: float) -> tuple:
+    """Cell areas and periodic centroids on a grid covering the whole square."""
+    n, flat = len(seeds), ids.ravel()
+    gx, gy = np.meshgrid(*2 * [(np.arange(ids.shape[0]) + 0.5) * pixel])
+    count = np.bincount(flat, minlength=n)
+    shift = np.zeros_like(seeds)
+    for axis, grid in enumerate((gx, gy)):
+        d = grid.ravel() - seeds[flat, axis]
+        d -= extent * np.round(d / extent)  # a cell straddling the seam averages its halves, not L
+        shift[:, axis] = np.bincount(flat, d, minlength=n) / np.maximum(count, 1)
+    return count * pixel**2, seeds + shift
+
+
+def _place_pores(
+    config: MicrostructureConfig,
+    ids: np.ndarray,
+    grain_nm: float,
+    porosity: float,
+    pixel: float,
+    extent: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pore discs (centres, radii) whose union covers `porosity` of the periodic grid, and that mask."""
+    mask = np.zeros(ids.shape, dtype=bool)
+    if porosity <= 0.0:
+        return np.zeros((0, 2)), np.zeros(0), mask
+    right = np.roll(ids, -1, axis=1)
+    down = np.roll(ids, -1, axis=0)
+    diag = np.roll(right, -1, axis=0)
+    distinct = 1 + (right != ids) + ((down != ids) & (down != right))
+    distinct += (diag != ids) & (diag != right) & (diag != down)
+    # A 2×2 window with three cells straddles a triple junction; its centre is the shared pixel corner.
+    junctions = (np.argwhere(distinct >= 3)[:, ::-1] + 1.0) * pixel
+    boundaries = (np.argwhere(distinct == 2)[:, ::-1] + 1.0) * pixel
+    mean_d = config.pore_size_rel * grain_nm
+    mean_area = np.pi / 4.0 * mean_d**2 * np.exp(config.pore_log_sigma**2)
+    shares = np.array([config.pore_junction_share, config.pore_boundary_share, 0.0])
+    shares[2] = max(0.0, 1.0 - shares.sum())
+    centres: list[np.ndarray] = []
+    radii: list[np.ndarray] = []
+    covered = 0.0
+    for _ in range(60):
+        # Boolean-model estimate of the discs still needed, damped so the union does not overshoot.
+        need = -np.log((1.0 - porosity) / (1.0 - covered)) * extent**2 / mean_area
+        batch = max(1, int(0.7 * need))
+        site = rng.choice(3, size=batch, p=shares / shares.sum())
+        c = rng.uniform(0.0, extent, (batch, 2))  # intragranular, or where no such sites exist
+        for kind, points in ((0, junctions), (1, boundaries)):
+            pick = site == kind
+            if pick.any() and len(points):
+                c[pick] = points[rng.integers(0, len(points), pick.sum())]
+        c = (c + rng.normal(0.0, config.pore_jitter_rel * grain_nm, c.shape)) % extent
+        r = 0.5 * _lognormal(rng, mean_d, config.pore_log_sigma, batch)
+        paint_discs(mask, c / pixel, r / pixel, periodic=True)
+        centres.append(c)
+        radii.append(r)
+        covered = float(mask.mean())
+        if covered >= porosity - 0.25 * mean_area / extent**2 or need < 1.0:
+            break
+    return np.concatenate(centres), np.concatenate(radii), mask
+
+
+def _boundary_length_per_area(ids: np.ndarray, pores: np.ndarray, pixel: float, area: float) -> float:
+    """Grain-boundary length per unit area (pore surfaces excluded), Cauchy–Crofton corrected."""
+    solid = ~pores
+    crossings = 0
+    for axis in (0, 1):
+        other = np.roll(ids, -1, axis=axis)
+        crossings += int(np.sum((other != ids) & solid & np.roll(solid, -1, axis=axis)))
+    # Counting row and column crossings measures ∫(|cos| + |sin|) dl, whose mean over directions is 4/π.
+    return crossings * pixel * np.pi / 4.0 / area
+
+
+def _pore_images(
+    centres: np.ndarray, radii: np.ndarray, extent: float, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The periodic copies of the pore discs that touch the window [lo, hi) (x, y in nm)."""
+    reach = float(radii.max(initial=0.0))
+    out_c, out_r = [np.zeros((0, 2))], [np.zeros(0)]
+    for sx in np.arange(np.floor((lo[0] - reach) / extent) - 1, np.ceil((hi[0] + reach) / extent) + 1):
+        for sy in np.arange(np.floor((lo[1] - reach) / extent) - 1, np.ceil((hi[1] + reach) / extent) + 1):
+            c = centres + extent * np.array([sx, sy])
+            inside = np.all((c + radii[:, None] > lo) & (c - radii[:, None] < hi), axis=1)
+            out_c.append(c[inside])
+            out_r.append(radii[inside])
+    return np.concatenate(out_c), np.concatenate(out_r)
+
+
+class PowerDiagram:
+    """Periodic Laguerre tessellation: point x belongs to the seed minimising |x − s|² − w.
+
+    Lifting each seed to height sqrt(W − w) (W = max w) turns the power distance into a 3-D Euclidean
+    distance, so a k-d tree (over the seeds plus periodic ghost copies near the edges) finds the winner.
+    With distances wanted, pixels are evaluated in B×B blocks: every seed that wins a pixel of a block
+    lies within 2·(block half-diagonal) of the block centre's nearest lifted seed, so the candidate list
+    is exact, and within a block the power distance is linear in the pixel offset.
+    """
+
+    def __init__(self, seeds: np.ndarray, weights: np.ndarray, extent: float) -> None:
+        self.extent = L = float(extent)
+        seeds = _wrap(np.asarray(seeds, dtype=float), L)
+        weights = np.asarray(weights, dtype=float)
+        self.cell_nm = L / np.sqrt(len(seeds))
+        # A winner is never farther than sqrt(r² + Δw) from a point whose nearest seed is r away.
+        margin = min(L, 4.0 * self.cell_nm + float(np.sqrt(np.ptp(weights))))
+        xy, w, owner = [], [], []
+        for sx in (-L, 0.0, L):
+            for sy in (-L, 0.0, L):
+                shifted = seeds + np.array([sx, sy])
+                keep = np.all((shifted > -margin) & (shifted < L + margin), axis=1)
+                xy.append(shifted[keep])
+                w.append(weights[keep])
+                owner.append(np.flatnonzero(keep))
+        self._xy, self._w, self._owner = np.concatenate(xy), np.concatenate(w), np.concatenate(owner)
+        self._tree = cKDTree(np.c_[self._xy, np.sqrt(self._w.max() - self._w)])
+
+    def grid(
+        self, origin: tuple[float, float], shape: tuple[int, int], pixel: float, with_distance: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Cell index (int32) and, optionally, distance to the cell boundary (float32, nm) per pixel."""
+        if not with_distance:
+            gx, gy = np.meshgrid(
+                _wrap((np.arange(shape[1]) + 0.5) * pixel + origin[0], self.extent),
+                _wrap((np.arange(shape[0]) + 0.5) * pixel + origin[1], self.extent),
+            )
+            idx = self._tree.query(np.c_[gx.ravel(), gy.ravel(), np.zeros(gx.size)], workers=-1)[1]
+            return self._owner[idx].astype(np.int32).reshape(shape), np.full(shape, np.inf, np.float32)
+        # Blocks of a fifth of a cell: few candidates each, yet large enough to vectorise well.
+        B = int(np.clip(2 ** np.round(np.log2(self.cell_nm / (5.0 * pixel))), 2, 8))
+        nby, nbx = -(-shape[0] // B), -(-shape[1] // B)
+        bx, by = np.meshgrid(
+            (np.arange(nbx) * B + B / 2) * pixel + origin[0], (np.arange(nby) * B + B / 2) * pixel + origin[1]
+        )
+        centres = _wrap(np.c_[bx.ravel(), by.ravel()], self.extent)
+        offsets = ((np.arange(B) + 0.5) - B / 2) * pixel
+        ux, uy = (a.ravel().astype(np.float32) for a in np.meshgrid(offsets, offsets))
+        ids = np.empty((len(centres), B * B), dtype=np.int32)
+        dist = np.empty((len(centres), B * B), dtype=np.float32)
+        reach = np.sqrt(2.0) * B * pixel + 2.0 * pixel
+        todo = np.arange(len(centres))
+        k = min(8, len(self._xy))
+        while todo.size:
+            d, cand = self._tree.query(np.c_[centres[todo], np.zeros(todo.size)], k=k, workers=-1)
+            cand, d = cand.reshape(todo.size, k), d.reshape(todo.size, k)
+            exact = (d[:, -1] > d[:, 0] + reach) | (k >= len(self._xy))
+            for chunk in np.array_split(np.flatnonzero(exact), max(1, int(exact.sum()) // 2048)):
+                blocks = todo[chunk]
+                ids[blocks], dist[blocks] = self._blocks(centres[blocks], cand[chunk], ux, uy)
+            todo = todo[~exact]
+            k = min(2 * k, len(self._xy))
+
+        def unblock(a: np.ndarray) -> np.ndarray:
+            a = a.reshape(nby, nbx, B, B).transpose(0, 2, 1, 3).reshape(nby * B, nbx * B)
+            return np.ascontiguousarray(a[: shape[0], : shape[1]])
+
+        return unblock(ids), unblock(dist)
+
+    def _blocks(
+        self, centres: np.ndarray, cand: np.ndarray, ux: np.ndarray, uy: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rel = (self._xy[cand] - centres[:, None, :]).astype(np.float32)
+        norm2 = np.sum(rel**2, axis=-1)
+        const = norm2 - self._w[cand].astype(np.float32)
+        # |u − s|² − w = |u|² + (|s|² − w − 2 u·s); |u|² is common to all candidates of a pixel.
+        power = ux[None, :, None] * rel[:, None, :, 0]
+        power += uy[None, :, None] * rel[:, None, :, 1]
+        power *= -2.0
+        power += const[:, None, :]
+        best = np.argmin(power, axis=-1)[..., None]
+        ids = self._owner[np.take_along_axis(cand, best[..., 0], axis=1)].astype(np.int32)
+        power -= np.take_along_axis(power, best, axis=-1)
+        sep2 = norm2[:, :, None] + norm2[:, None, :] - 2.0 * (rel @ rel.transpose(0, 2, 1))
+        half_inv_sep = 0.5 / np.sqrt(np.maximum(sep2, 1e-12))
+        np.einsum("mkk->mk", half_inv_sep)[...] = np.inf
+        # Distance to the power bisector of two cells; the nearest such line bounds a convex cell. The
+        # winner's own entry is 0·inf = nan, which fmin skips.
+        with np.errstate(invalid="ignore"):
+            power *= np.take_along_axis(half_inv_sep, best, axis=1)
+        return ids, np.fmin.reduce(power, axis=-1)
+
+
+def paint_discs(mask: np.ndarray, centres_px: np.ndarray, radii_px: np.ndarray, periodic: bool = False) -> None:
+    """Set pixels of `mask` whose centres lie inside discs given in pixel units (x, y), in place.
+
+    Pixel (r, c) has its centre at (c + 0.5, r + 0.5). Discs are grouped by stencil size so that all
+    discs of a group are painted with one vectorised scatter.
+    """
+    if len(radii_px) == 0:
+        return
+    H, W = mask.shape
+    half = np.ceil(radii_px + 1.0).astype(int)
+    for h in np.unique(half):
+        sel = half == h
+        cx, cy, r = centres_px[sel, 0], centres_px[sel, 1], radii_px[sel]
+        off = np.arange(-h, h + 1)
+        col = np.floor(cx).astype(int)[:, None, None] + off[None, None, :]
+        row = np.floor(cy).astype(int)[:, None, None] + off[None, :, None]
+        inside = (col + 0.5 - cx[:, None, None]) ** 2 + (row + 0.5 - cy[:, None, None]) ** 2 < (r**2)[:, None, None]
+        row, col = np.broadcast_arrays(row, col)
+        if periodic:
+            mask[row[inside] % H, col[inside] % W] = True
+        else:
+            ok = inside & (row >= 0) & (row < H) & (col >= 0) & (col < W)
+            mask[row[ok], col[ok]] = True
+
+
+def _wrap(x: np.ndarray, extent: float) -> np.ndarray:
+    """x mod extent, strictly below extent (a tiny negative would round up to extent, outside the tree)."""
+    x = np.mod(x, extent)
+    return np.where(x >= extent, 0.0, x)

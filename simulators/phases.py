@@ -53,9 +53,7 @@ def _thcr2si2(a: float, c: float, z_as: float, cations: tuple[_Site, ...]) -> _C
 
 # Literature values (science.md §2 and the brief); every number here is a [K] crystallographic constant.
 _SPECS: dict[str, _CellSpec] = {
-    "Ba122": _thcr2si2(
-        3.917, 13.30, 0.354, (_Site("Ba", (0.0, 0.0, 0.0), 0.6), _Site("K", (0.0, 0.0, 0.0), 0.4))
-    ),
+    "Ba122": _thcr2si2(3.917, 13.30, 0.354, (_Site("Ba", (0.0, 0.0, 0.0), 0.6), _Site("K", (0.0, 0.0, 0.0), 0.4))),
     "KFe2As2": _thcr2si2(3.84, 13.86, 0.353, (_Site("K", (0.0, 0.0, 0.0)),)),
     "FeAs": _CellSpec(
         62,

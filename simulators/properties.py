@@ -42,7 +42,7 @@ def gb_factor(world: World, texture_fraction: float) -> float:
     return _gb_factor(
         world.seed,
         round(texture_fraction, 3),
-        world.texture.spread_deg,
+        world.microstructure.texture_spread_deg,
         world.properties.gb_critical_angle_deg,
         world.properties.gb_decay_angle_deg,
     )

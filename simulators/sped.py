@@ -253,9 +253,7 @@ def _plan(config: SpedConfig, section: SectionLike, rng: np.random.Generator, fa
         raise ValueError("section refers to an unknown phase or grain")
 
     # One template per distinct (grain, phase): a grain is simulated once, however many points it covers.
-    pairs, inverse = np.unique(
-        np.stack([grain_id[solid], phase_id[solid]], axis=1), axis=0, return_inverse=True
-    )
+    pairs, inverse = np.unique(np.stack([grain_id[solid], phase_id[solid]], axis=1), axis=0, return_inverse=True)
     template_index = np.full(grain_id.shape, -1, dtype=np.int64)
     template_index[solid] = inverse.reshape(-1)
     n = config.pattern_px

@@ -91,7 +91,6 @@ class TextureConstants(_Section):
 
     sps_fraction_per_mpa: float = 0.001
     max_fraction: float = 0.6
-    spread_deg: float = Field(15.0, description="Gaussian spread of textured c axes about the pressing axis")
 
 
 class PropertyConstants(_Section):
@@ -103,7 +102,7 @@ class PropertyConstants(_Section):
     tc_dome_k: tuple[float, ...] = Field(
         (0.0, 3.0, 25.0, 34.5, 38.0, 34.0, 25.0, 13.0, 3.4), description="Tc at each anchor (monotone cubic between)"
     )
-    jc_star_a_per_cm2: float = Field(9.7e6, description="intragrain scale; calibrated with F_GB of random texture")
+    jc_star_a_per_cm2: float = Field(1.0e7, description="intragrain scale; calibrated with F_GB of random texture")
     connectivity_density_floor: float = 0.55
     connectivity_exponent: float = 1.7
     impurity_scale: float = 0.12

@@ -3,7 +3,8 @@
 Each plan moves the sample where it must be, opens a run whose start document names the campaign,
 sample, step, recipe and instrument, makes the instrument do its work, reads it, and leaves the
 instrument safe whatever happens (`finalize_wrapper` → `stop`). A checkpoint starts each stage, so a
-deferred pause lands between stages and a resume re-does at most the interrupted stage.
+deferred pause lands between stages; another starts each run's body (monitors clear checkpoints), so
+a suspension or an immediate pause resumes by re-doing the interrupted action inside the same run.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def mill(lab: Lab, ctx: SampleContext) -> Plan:
     @bpp.monitor_during_decorator([lab.mill.speed_rpm, lab.mill.vial_temperature_c])
     @bpp.run_decorator(md=ctx.md("mill", "mill"))
     def _run() -> Plan:
+        yield from bps.checkpoint()  # monitors clear the checkpoint; a resume re-mills from here
         program = MillProgram(ctx.sample_id, r.mill_rpm, r.milling_time_h, r.ball_to_powder_ratio, r.k_excess)
         yield from bps.mv(lab.mill, program)
         yield from bps.trigger_and_read([lab.mill])
@@ -60,6 +62,7 @@ def sinter(lab: Lab, ctx: SampleContext) -> Plan:
     @bpp.monitor_during_decorator(monitored)
     @bpp.run_decorator(md=ctx.md("furnace", "sinter", route=r.route))
     def _run() -> Plan:
+        yield from bps.checkpoint()  # a resume re-runs the programme: the sample's thermal history grows
         program = FurnaceProgram(
             ctx.sample_id, r.route, r.dwell_temperature_c, r.dwell_time_h, r.ramp_rate_c_per_min, r.pressure_mpa
         )
