@@ -41,6 +41,9 @@ class FurnaceEnvelope:
     routes: dict[str, RouteEnvelope]
     over_temperature_margin_k: float = 25.0
     """Trip when the reading exceeds the setpoint by this much."""
+    heater_failure_deviation_k: float = 50.0
+    heater_failure_window_s: float = 900.0
+    """Trip when the heater is saturated yet the reading stays this far below the setpoint this long."""
     max_hold_h: float = 72.0
     safe_temperature_c: float = 100.0
     """Below this the furnace may be opened and the sample moved."""

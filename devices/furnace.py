@@ -1,7 +1,8 @@
 """Furnace (tube / HIP / SPS): `set(FurnaceProgram)` ramps, soaks, cools; the status ends when it is safe to open.
 
-Device-level interlocks act on the readbacks whatever the plan does: a broken thermocouple or a reading
-above setpoint + margin (or the route's absolute maximum) cuts the heater and fails the status.
+Device-level interlocks act on the readbacks whatever the plan does: a broken thermocouple, a reading
+above setpoint + margin (or the route's absolute maximum), or a heater that stays far below the setpoint
+at full power cuts the heater and fails the status.
 `stop()` cuts the heater and vents the pressure. Flavours: `SimFurnace` (a `FurnacePlant` of the lab's
 world) and `EpicsFurnace` (PVs in docs/devices.md).
 """
@@ -68,6 +69,7 @@ class Furnace(Device):
     heater_power_pct = Cpt(Signal, value=0.0, kind="normal")
     pressure_mpa = Cpt(Signal, value=0.0, kind="normal")
     thermocouple_ok = Cpt(Signal, value=True, kind="normal")
+    elapsed_s = Cpt(Signal, value=0.0, kind="normal")
     state = Cpt(Signal, value="idle", kind="normal")
     interlock = Cpt(Signal, value="", kind="normal")
     route = Cpt(Signal, value="", kind="config")
@@ -77,6 +79,7 @@ class Furnace(Device):
         super().__init__(*args, **kwargs)
         self._program: FurnaceProgram | None = None
         self._stopped_ok = False
+        self._starved_since_s: float | None = None
         self.temperature_c.subscribe(self._check_interlocks, run=False)
 
     def set(self, value: FurnaceProgram) -> DeviceStatus:  # type: ignore[override]
@@ -99,6 +102,7 @@ class Furnace(Device):
         status.add_callback(lambda _st: self.state.clear_sub(_watch))
         self._program = value
         self._stopped_ok = False
+        self._starved_since_s = None
         self.interlock.put("")
         self._start(value)
         return status
@@ -135,6 +139,26 @@ class Furnace(Device):
                 f"over-temperature: {value:.1f} °C exceeds setpoint {self.setpoint_c.get():.1f} °C "
                 f"+ {FURNACE.over_temperature_margin_k:.0f} K"
             )
+        elif self._heater_starved(value):
+            self.trip(
+                f"heater failure: {value:.1f} °C stays {FURNACE.heater_failure_deviation_k:.0f} K below the setpoint "
+                f"at full power for {FURNACE.heater_failure_window_s / 60:.0f} min"
+            )
+
+    def _heater_starved(self, reading_c: float) -> bool:
+        """Full power yet far below the setpoint, for longer than the window: the heater delivers nothing."""
+        starved = (
+            self.state.get() == "heating"
+            and self.heater_power_pct.get() >= 99.0
+            and reading_c < self.setpoint_c.get() - FURNACE.heater_failure_deviation_k
+        )
+        now_s = float(self.elapsed_s.get())
+        if not starved:
+            self._starved_since_s = None
+            return False
+        if self._starved_since_s is None:
+            self._starved_since_s = now_s
+        return now_s - self._starved_since_s > FURNACE.heater_failure_window_s
 
     def _timeout_wall_s(self, duration_s: float) -> float:
         return self._wall_s(duration_s * TIMEOUT_MARGIN) + self.timeout_slack_wall_s
@@ -215,6 +239,7 @@ class SimFurnace(Furnace):
         self.heater_power_pct.put(plant.heater_power_pct if plant.heater_enabled else 0.0)
         self.pressure_mpa.put(plant.pressure_mpa)
         self.thermocouple_ok.put(not plant.thermocouple_open)
+        self.elapsed_s.put(plant.time_s)
         self.temperature_c.put(plant.control_tc_c)
 
     def _heater_off(self) -> None:
@@ -247,6 +272,7 @@ class EpicsFurnace(Furnace):
     heater_power_pct = Cpt(EpicsSignalRO, "Power-RB", kind="normal")
     pressure_mpa = Cpt(EpicsSignalRO, "Pressure-RB", kind="normal")
     thermocouple_ok = Cpt(EpicsSignalRO, "TC-OK-RB", kind="normal")
+    elapsed_s = Cpt(EpicsSignalRO, "Elapsed-RB", kind="normal")
     state = Cpt(EpicsSignalRO, "State-RB", string=True, kind="normal")
     interlock = Cpt(EpicsSignalRO, "Interlock-RB", string=True, kind="normal")
     route = Cpt(EpicsSignal, "Route-SP", string=True, kind="config")

@@ -76,6 +76,17 @@ def test_an_open_thermocouple_trips_the_interlock_and_the_heater_ends_off() -> N
     furnace.loop.stop()
 
 
+def test_a_failed_heater_is_detected_and_the_programme_aborted() -> None:
+    lab = milled(make_lab(forced=("heater_failure",)))
+    furnace = SimFurnace(name="furnace", lab=lab)
+    # a 10 h dwell puts the fault's onset (20-80 % of the programme) inside the soak, where it matters
+    long_soak = FurnaceProgram("S1", "hip", 600.0, 10.0, 5.0, 190.0)
+    with pytest.raises(InterlockError, match="heater failure"):
+        furnace.set(long_soak).wait(timeout=20)
+    assert furnace.state.get() == "tripped" and furnace.heater_power_pct.get() == 0.0
+    furnace.loop.stop()
+
+
 def test_a_hung_furnace_times_out_and_is_made_safe(lab: SimLab) -> None:
     furnace = SimFurnace(name="furnace", lab=milled(lab))
     furnace.timeout_slack_wall_s = 0.3
