@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulators.faults import FaultConfig
-from simulators.furnace import FurnaceConfig
+from simulators.furnace_config import FurnaceConfig
 from simulators.microstructure import MicrostructureConfig
 from simulators.sped import SpedConfig
 from simulators.stem import StemConfig

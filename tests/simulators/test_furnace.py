@@ -7,14 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from simulators.furnace import (
-    FurnaceConfig,
-    FurnaceFaults,
-    FurnacePlant,
-    ProgramSegment,
-    RoutePlant,
-    ThermocoupleConfig,
-)
+from simulators.furnace import FurnaceFaults, FurnacePlant, ProgramSegment
+from simulators.furnace_config import FurnaceConfig, RoutePlant, ThermocoupleConfig
 
 
 def _plant(route: str = "tube", seed: int = 0, faults: FurnaceFaults | None = None, **cfg) -> FurnacePlant:

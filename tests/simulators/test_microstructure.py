@@ -1,4 +1,4 @@
-"""Sections grown from a SinteredBody: statistics against the body, label consistency, geometry, speed."""
+"""Sections grown from a SinteredBody: statistics against the body, label consistency, geometry."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from simulators.microstructure import (
-    LABEL_CLASSES,
-    MicrostructureConfig,
-    PowerDiagram,
-    Specimen,
-)
+from simulators.microstructure import LABEL_CLASSES, MicrostructureConfig, Specimen
 from simulators.orientations import c_axes_in_sample
+from simulators.power_diagram import PowerDiagram
 from simulators.sample import ALL_PHASES, CONTAMINANT_PHASES, MATRIX_PHASE, SECONDARY_PHASES, SinteredBody
 
 CONFIG = MicrostructureConfig()
