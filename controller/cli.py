@@ -80,6 +80,7 @@ def cmd_recipe_run(args: argparse.Namespace) -> int:
     phases = ", ".join(f"{k} {v:.1f}" for k, v in result.phase_fractions_wt_pct.items())
     console.print(f"phases (wt%): {phases}")
     console.print(f"run directory: {result.run_dir} ({len(result.files)} runs, {result.wall_s:.1f} s wall)")
+    console.print(f"summary plot: {result.summary_png}")
     return 0
 
 

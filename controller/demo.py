@@ -38,11 +38,13 @@ def run_demo(out_dir: Path) -> int:
         "wall / s",
     ):
         table.add_column(column, justify="right" if column not in ("recipe", "route") else "left")
+    plots = []
     for name, characterize in DEMO:
         recipe = load_recipe(RECIPES / name)
         console.print(f"[bold]{name}[/bold]: {recipe.model_dump()}")
         result = run_recipe(recipe, world, out_dir / Path(name).stem, characterize=characterize, console=console)
         p = result.properties
+        plots.append(result.summary_png)
         table.add_row(
             name.removesuffix(".toml"),
             recipe.route,
@@ -59,5 +61,6 @@ def run_demo(out_dir: Path) -> int:
         best = find_optimum(world, recipe_bounds(), ROUTE_SPACE, LOG_AXES, maxiter=30, popsize=12)
     recipe = {k: round(v, 3) if isinstance(v, float) else v for k, v in best.recipe.items()}
     console.print(f"the world's best recipe traps [bold]{best.trapped_field_t:.2f} T[/bold]: {recipe}")
+    console.print("summary plots:\n  " + "\n  ".join(plots))
     console.print(f"documents and HDF5 files: {out_dir}/ — Weiss 2015 record: 1.0 T; 2.7× that is the target")
     return 0

@@ -11,6 +11,8 @@ from typing import Any
 
 from bluesky.callbacks.core import CallbackBase
 
+from simulators.sample import ALL_PHASES
+
 PROPERTY_KEYS = {
     "properties_trapped_field_t": "trapped_field_t",
     "properties_jc_a_per_cm2": "jc_a_per_cm2",
@@ -18,6 +20,8 @@ PROPERTY_KEYS = {
     "properties_relative_density": "relative_density",
 }
 PHASE_PREFIX, PHASE_SUFFIX = "properties_phase_", "_wt_pct"
+PHASE_NAMES = {name.lower(): name for name in ALL_PHASES}
+"""Signal names are lower case; observations use the phases' own names."""
 
 
 @dataclass
@@ -64,7 +68,7 @@ class ObservationCollector(CallbackBase):
             recipe=start["recipe"],
             properties={short: float(data[long]) for long, short in PROPERTY_KEYS.items() if long in data},
             phase_fractions_wt_pct={
-                k[len(PHASE_PREFIX) : -len(PHASE_SUFFIX)]: float(v)
+                PHASE_NAMES[k[len(PHASE_PREFIX) : -len(PHASE_SUFFIX)]]: float(v)
                 for k, v in data.items()
                 if k.startswith(PHASE_PREFIX) and k.endswith(PHASE_SUFFIX) and float(v) > 0
             },

@@ -17,6 +17,7 @@ from controller.plans import SampleContext, make_sample
 from controller.plans.make_sample import Characterize
 from controller.progress import STAGES, StageProgress
 from controller.recipe import Recipe
+from controller.run_summary import plot_summary
 from controller.rundir import RunDirectoryWriter
 from simulators.world import World
 
@@ -30,6 +31,7 @@ class RecipeResult:
     phase_fractions_wt_pct: dict[str, float]
     run_dir: str
     files: list[str]
+    summary_png: str
     wall_s: float
     truth: dict[str, Any] | None = field(default=None)
 
@@ -81,6 +83,7 @@ def run_recipe(
     finally:
         lab.close()
     wall = time.monotonic() - t0
+    summary = plot_summary(out_dir / ctx.sample_id)
     obs = observations.observations[(ctx.campaign_id, ctx.step)]
     truth = None
     if reveal and lab.sim is not None:
@@ -98,6 +101,7 @@ def run_recipe(
         phase_fractions_wt_pct=obs.phase_fractions_wt_pct,
         run_dir=str(out_dir),
         files=[str(p) for p in writer.files],
+        summary_png=str(summary),
         wall_s=round(wall, 3),
         truth=truth,
     )

@@ -41,7 +41,7 @@ def mill(lab: Lab, ctx: SampleContext) -> Plan:
     yield from bps.mv(lab.store, (ctx.sample_id, "mill"))
 
     # monitors are inserted after the wrapped plan's open_run, so this decorator goes outside
-    @bpp.monitor_during_decorator([lab.mill.speed_rpm, lab.mill.vial_temperature_c])
+    @bpp.monitor_during_decorator([lab.mill.speed_rpm, lab.mill.vial_temperature_c, lab.mill.elapsed_s])
     @bpp.run_decorator(md=ctx.md("mill", "mill"))
     def _run() -> Plan:
         yield from bps.checkpoint()  # monitors clear the checkpoint; a resume re-mills from here
@@ -57,7 +57,7 @@ def sinter(lab: Lab, ctx: SampleContext) -> Plan:
     r = ctx.recipe
     yield from bps.checkpoint()
     yield from bps.mv(lab.store, (ctx.sample_id, "furnace"))
-    monitored = [lab.furnace.temperature_c, lab.furnace.setpoint_c, lab.furnace.pressure_mpa]
+    monitored = [lab.furnace.temperature_c, lab.furnace.setpoint_c, lab.furnace.pressure_mpa, lab.furnace.elapsed_s]
 
     @bpp.monitor_during_decorator(monitored)
     @bpp.run_decorator(md=ctx.md("furnace", "sinter", route=r.route))

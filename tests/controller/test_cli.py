@@ -83,6 +83,8 @@ def test_recipe_run_json_reports_properties_and_truth(tmp_path: Path, capsys: py
     assert 0.8 <= props["trapped_field_t"] <= 1.4
     truth = result["truth"]["properties"]
     assert props["trapped_field_t"] == pytest.approx(truth["trapped_field_t"], rel=0.15)
+    summary = Path(result["summary_png"])
+    assert summary.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and summary.stat().st_size > 20_000
     # run files exist and hold valid JSON lines
     files = [Path(f) for f in result["files"]]
     assert len(files) == 3 and all(f.exists() for f in files)
