@@ -180,6 +180,7 @@ class SimFurnace(Furnace):
     def __init__(self, *args: object, lab: SimLab, **kwargs: object) -> None:
         self.lab = lab
         self._plant: FurnacePlant | None = None
+        self._unrecorded: FurnaceProgram | None = None
         self._lock = threading.RLock()  # the sim loop and the RunEngine's stop() both touch the plant
         super().__init__(*args, **kwargs)
         self.loop = SimLoop(self.name, lab.clock, self._advance, self._publish)
@@ -189,6 +190,8 @@ class SimFurnace(Furnace):
 
     def _start(self, program: FurnaceProgram) -> None:
         self.loop.stop()
+        with self._lock:
+            self._record()  # an interrupted programme's partial history still happened to its sample
         rng = self.lab.rng("furnace", program.sample_id)
         faults = _draw_furnace_faults(self.lab.world.faults, rng, program.expected_duration_s())
         plant = FurnacePlant(self.lab.world.furnace, program.route, rng, faults)
@@ -196,7 +199,7 @@ class SimFurnace(Furnace):
             [ProgramSegment(program.dwell_temperature_c, program.ramp_rate_c_per_min, program.dwell_time_h * 3600.0)],
             program.pressure_mpa,
         )
-        self._plant = plant
+        self._plant, self._unrecorded = plant, program
         self.route.put(program.route)
         self.sample_id.put(program.sample_id)
         self.state.put("heating")
@@ -223,9 +226,11 @@ class SimFurnace(Furnace):
             self.loop.stop()
 
     def _record(self) -> None:
-        plant, program = self._plant, self._program
+        """Hand the plant's real history to the hidden lab, once per programme."""
+        plant, program = self._plant, self._unrecorded
         if plant is None or program is None:
             return
+        self._unrecorded = None
         trace = plant.trace()
         self.lab.record_sintering(
             program.sample_id, program.route, trace.time_s, trace.sample_temperature_c, trace.pressure_mpa

@@ -124,3 +124,6 @@ def test_pause_and_resume_keep_one_observation_per_step(make_lab, engine_log) ->
     assert observations.observations[("C-test", 3)].readings == 1
     measured = [s for s in log.of("start") if s["stage"] == "measure_properties"]
     assert len(measured) == 1
+    # the interrupted heating is part of the sample's thermal history, followed by the full re-run
+    assert lab.sim is not None
+    assert len(lab.sim._samples["S-3"].furnace_history) == 2
