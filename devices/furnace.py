@@ -15,18 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from ophyd import Component as Cpt
-from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
+from ophyd import EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import DeviceStatus
 
+from devices.base import ProgrammedDevice, SimBacked
 from devices.envelope import FURNACE, LimitError, check_range
 from devices.sim_loop import SimLoop
-from devices.status import InterlockError, safe_status
 from simulators.faults import FaultConfig
 from simulators.furnace import FurnaceFaults, FurnacePlant, ProgramSegment
 from simulators.lab import SimLab
 
-TIMEOUT_MARGIN = 1.5
-TIMEOUT_SLACK_WALL_S = 10.0
 NATURAL_COOL_C_PER_MIN = 2.0
 """Slowest cool-down assumed when budgeting a program's time."""
 
@@ -59,10 +57,10 @@ class FurnaceProgram:
         return rise / self.ramp_rate_c_per_min * 60.0 + self.dwell_time_h * 3600.0 + rise / cool_rate * 60.0
 
 
-class Furnace(Device):
+class Furnace(ProgrammedDevice):
     """What every furnace flavour exposes. `state`: idle, heating, cooling, done, stopped, tripped."""
 
-    timeout_slack_wall_s = TIMEOUT_SLACK_WALL_S
+    FAILED_STATES = frozenset({"tripped", "stopped"})
 
     temperature_c = Cpt(Signal, value=25.0, kind="hinted")
     setpoint_c = Cpt(Signal, value=25.0, kind="normal")
@@ -78,7 +76,6 @@ class Furnace(Device):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self._program: FurnaceProgram | None = None
-        self._stopped_ok = False
         self._starved_since_s: float | None = None
         self.temperature_c.subscribe(self._check_interlocks, run=False)
 
@@ -87,36 +84,22 @@ class Furnace(Device):
         value.check()
         if self.state.get() in ("heating", "cooling"):
             raise LimitError(f"{self.name} is busy ({self.state.get()}); stop it first")
-        status = safe_status(self, self._timeout_wall_s(value.expected_duration_s()), self.stop)
-
-        def _watch(value: str, **_: object) -> None:
-            if status.done:
-                return
-            if value == "done" or (value == "stopped" and self._stopped_ok):
-                status.set_finished()
-            elif value in ("tripped", "stopped"):
-                reason = self.interlock.get() or value
-                status.set_exception(InterlockError(f"{self.name}: {reason}"))
-
-        self.state.subscribe(_watch, run=False)
-        status.add_callback(lambda _st: self.state.clear_sub(_watch))
+        status = self.programme_status(value.expected_duration_s())
         self._program = value
-        self._stopped_ok = False
         self._starved_since_s = None
         self.interlock.put("")
         self._start(value)
         return status
 
     def stop(self, *, success: bool = False) -> None:
-        """Safe state: heater off, pressure vented.
-
-        `success=True` (the RunEngine pausing or suspending, to rewind and re-run later) ends the move's
-        status normally; otherwise the status fails.
-        """
+        """Safe state: heater off, pressure vented."""
         if self.state.get() in ("heating", "cooling"):
             self._heater_off()
-            self._stopped_ok = success
+            self.mark_stopped(success)
             self.state.put("stopped")
+
+    def failure_reason(self, state: str) -> str:
+        return f"{self.name}: {self.interlock.get() or state}"
 
     def trip(self, reason: str) -> None:
         """The interlock: heater off at once, the reason kept on `interlock`."""
@@ -160,13 +143,6 @@ class Furnace(Device):
             self._starved_since_s = now_s
         return now_s - self._starved_since_s > FURNACE.heater_failure_window_s
 
-    def _timeout_wall_s(self, duration_s: float) -> float:
-        return self._wall_s(duration_s * TIMEOUT_MARGIN) + self.timeout_slack_wall_s
-
-    def _wall_s(self, sim_s: float) -> float:
-        """Wall time of `sim_s` seconds of instrument time (the same on real hardware)."""
-        return sim_s
-
     def _start(self, program: FurnaceProgram) -> None:
         raise NotImplementedError
 
@@ -174,19 +150,15 @@ class Furnace(Device):
         raise NotImplementedError
 
 
-class SimFurnace(Furnace):
+class SimFurnace(SimBacked, Furnace):
     """A furnace whose three routes are `FurnacePlant`s of the lab's world, advanced by the simulated clock."""
 
     def __init__(self, *args: object, lab: SimLab, **kwargs: object) -> None:
-        self.lab = lab
         self._plant: FurnacePlant | None = None
         self._unrecorded: FurnaceProgram | None = None
         self._lock = threading.RLock()  # the sim loop and the RunEngine's stop() both touch the plant
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, lab=lab, **kwargs)
         self.loop = SimLoop(self.name, lab.clock, self._advance, self._publish)
-
-    def _wall_s(self, sim_s: float) -> float:
-        return self.lab.clock.wall_seconds(sim_s)
 
     def _start(self, program: FurnaceProgram) -> None:
         self.loop.stop()
@@ -232,8 +204,13 @@ class SimFurnace(Furnace):
             return
         self._unrecorded = None
         trace = plant.trace()
+        end = _safe_end(trace.sample_temperature_c, trace.pressure_mpa)
         self.lab.record_sintering(
-            program.sample_id, program.route, trace.time_s, trace.sample_temperature_c, trace.pressure_mpa
+            program.sample_id,
+            program.route,
+            trace.time_s[:end],
+            trace.sample_temperature_c[:end],
+            trace.pressure_mpa[:end],
         )
 
     def _publish(self) -> None:
@@ -256,6 +233,19 @@ class SimFurnace(Furnace):
             self.heater_power_pct.put(0.0)
             if not self.loop.running:  # keep cooling in simulated time so the history is complete
                 self.loop.start()
+
+
+def _safe_end(temperature_c: np.ndarray, pressure_mpa: np.ndarray) -> int:
+    """Index after the first safe point past the peak: the history ends there, however late it was read.
+
+    The sim loop notices the end of a programme only at its next tick; cutting the history at the first
+    safe point keeps a sample's truth independent of wall-clock timing.
+    """
+    if len(temperature_c) == 0:
+        return 0
+    peak = int(np.argmax(temperature_c))
+    safe = np.flatnonzero((temperature_c[peak:] <= FURNACE.safe_temperature_c) & (pressure_mpa[peak:] <= 0.0))
+    return peak + int(safe[0]) + 1 if len(safe) else len(temperature_c)
 
 
 def _draw_furnace_faults(config: FaultConfig, rng: np.random.Generator, duration_s: float) -> FurnaceFaults:

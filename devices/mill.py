@@ -11,19 +11,15 @@ import math
 from dataclasses import dataclass
 
 from ophyd import Component as Cpt
-from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
+from ophyd import EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import DeviceStatus
 
+from devices.base import ProgrammedDevice, SimBacked
 from devices.envelope import MILL, check_range
 from devices.sim_loop import SimLoop
-from devices.status import InterlockError, safe_status
 from simulators.faults import FaultConfig
 from simulators.lab import SimLab
 from simulators.mill import MillFaults, MillPlant
-
-TIMEOUT_MARGIN = 1.5
-"""A run may take this much longer than planned before its status fails."""
-TIMEOUT_SLACK_WALL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,7 @@ class MillProgram:
         check_range("K excess", self.k_excess, 0.0, 0.2, "")
 
 
-class PlanetaryMill(Device):
+class PlanetaryMill(ProgrammedDevice):
     """What every mill flavour exposes. `state`: idle, running, done, stopped, jammed, overtemp."""
 
     speed_rpm = Cpt(Signal, value=0.0, kind="hinted")
@@ -53,39 +49,22 @@ class PlanetaryMill(Device):
     ball_to_powder_ratio = Cpt(Signal, value=10.0, kind="config")
     sample_id = Cpt(Signal, value="", kind="config")
 
-    FAULT_STATES = frozenset({"jammed", "overtemp"})
-    timeout_slack_wall_s = TIMEOUT_SLACK_WALL_S
+    FAILED_STATES = frozenset({"jammed", "overtemp", "stopped"})
 
     def set(self, value: MillProgram) -> DeviceStatus:  # type: ignore[override]
         """Check the program against the envelope, start milling; the status ends when the jar stops."""
         value.check()
-        self._stopped_ok = False
-        status = safe_status(self, self._timeout_wall_s(value.duration_h * 3600.0), self.stop)
-
-        def _watch(value: str, **_: object) -> None:
-            if status.done:
-                return
-            if value == "done" or (value == "stopped" and self._stopped_ok):
-                status.set_finished()
-            elif value in self.FAULT_STATES or value == "stopped":
-                status.set_exception(InterlockError(f"{self.name}: milling ended in state {value!r}"))
-
-        self.state.subscribe(_watch, run=False)
-        status.add_callback(lambda _st: self.state.clear_sub(_watch))
+        status = self.programme_status(value.duration_h * 3600.0)
         self._start(value)
         return status
 
     def stop(self, *, success: bool = False) -> None:
-        """Safe state: motor off. `success=True` (a RunEngine pause or suspension) ends the status normally."""
-        self._stopped_ok = success
+        """Safe state: motor off."""
+        self.mark_stopped(success)
         self._halt_motor()
 
-    def _timeout_wall_s(self, duration_s: float) -> float:
-        return self._wall_s(duration_s * TIMEOUT_MARGIN) + self.timeout_slack_wall_s
-
-    def _wall_s(self, sim_s: float) -> float:
-        """Wall time of `sim_s` seconds of instrument time (the same on real hardware)."""
-        return sim_s
+    def failure_reason(self, state: str) -> str:
+        return f"{self.name}: milling ended in state {state!r}"
 
     def _start(self, program: MillProgram) -> None:
         raise NotImplementedError
@@ -94,18 +73,14 @@ class PlanetaryMill(Device):
         raise NotImplementedError
 
 
-class SimPlanetaryMill(PlanetaryMill):
+class SimPlanetaryMill(SimBacked, PlanetaryMill):
     """A mill whose jar is a `MillPlant` of the lab's world, advanced by the simulated clock."""
 
     def __init__(self, *args: object, lab: SimLab, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.lab = lab
+        super().__init__(*args, lab=lab, **kwargs)
         self._plant: MillPlant | None = None
         self._program: MillProgram | None = None
         self.loop = SimLoop(self.name, lab.clock, self._advance, self._publish)
-
-    def _wall_s(self, sim_s: float) -> float:
-        return self.lab.clock.wall_seconds(sim_s)
 
     def _start(self, program: MillProgram) -> None:
         self.loop.stop()

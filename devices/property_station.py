@@ -10,22 +10,20 @@ import threading
 from typing import Any
 
 from ophyd import Component as Cpt
-from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
+from ophyd import EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import DeviceStatus
 
+from devices.base import LabDevice, SimBacked
 from devices.envelope import LimitError
-from devices.status import safe_status
-from simulators.lab import SimLab
 from simulators.properties import measure
 from simulators.sample import ALL_PHASES
 
 MEASUREMENT_S = 2 * 3600.0
 """Cool-down, field-cooled magnetisation and the creep hold: two simulated hours."""
 HOLD_H = 0.25
-TIMEOUT_SLACK_WALL_S = 30.0
 
 
-class PropertyStation(Device):
+class PropertyStation(LabDevice):
     """What every property-station flavour exposes."""
 
     trapped_field_t = Cpt(Signal, value=0.0, kind="hinted")
@@ -42,7 +40,8 @@ class PropertyStation(Device):
     phase_fe_wt_pct = Cpt(Signal, value=0.0, kind="normal")
     mounted_sample = Cpt(Signal, value="", kind="config")
     magnet_field_t = Cpt(Signal, value=0.0, kind="normal")
-    timeout_slack_wall_s = TIMEOUT_SLACK_WALL_S
+    timeout_margin = 3.0
+    timeout_slack_wall_s = 30.0
 
     def set(self, value: str) -> DeviceStatus:  # type: ignore[override]
         if not value:
@@ -56,7 +55,7 @@ class PropertyStation(Device):
         sample_id = str(self.mounted_sample.get())
         if not sample_id:
             raise LimitError(f"{self.name}: no sample mounted")
-        status = safe_status(self, self._wall_s(MEASUREMENT_S) * 3 + self.timeout_slack_wall_s, self.stop)
+        status = self.timed_status(MEASUREMENT_S)
 
         def _run() -> None:
             try:
@@ -73,9 +72,6 @@ class PropertyStation(Device):
         """Safe state: magnet ramped to zero."""
         self.magnet_field_t.put(0.0)
 
-    def _wall_s(self, sim_s: float) -> float:
-        return sim_s
-
     def _measure(self, sample_id: str) -> None:
         raise NotImplementedError
 
@@ -89,15 +85,8 @@ class PropertyStation(Device):
             getattr(self, f"phase_{name.lower()}_wt_pct").put(float(phases.get(name, 0.0)))
 
 
-class SimPropertyStation(PropertyStation):
+class SimPropertyStation(SimBacked, PropertyStation):
     """Measures the hidden truth of the lab's samples with the world's instrument noise and glitches."""
-
-    def __init__(self, *args: Any, lab: SimLab, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lab = lab
-
-    def _wall_s(self, sim_s: float) -> float:
-        return self.lab.clock.wall_seconds(sim_s)
 
     def _measure(self, sample_id: str) -> None:
         truth = self.lab.truth(sample_id).properties

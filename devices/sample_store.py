@@ -6,11 +6,11 @@ import json
 import threading
 
 from ophyd import Component as Cpt
-from ophyd import Device, Signal
+from ophyd import Signal
 from ophyd.status import DeviceStatus
 
+from devices.base import LabDevice
 from devices.envelope import LimitError
-from devices.status import safe_status
 from simulators.clock import SimClock
 
 LOCATIONS = ("glovebox", "mill", "furnace", "stem", "property_station", "archive")
@@ -18,17 +18,21 @@ TRANSFER_S = 120.0
 """A transfer by the robot takes two simulated minutes."""
 
 
-class SampleStore(Device):
+class SampleStore(LabDevice):
     """`set((sample_id, location))` moves a sample; `locations` holds the JSON map sample → location."""
 
     locations = Cpt(Signal, value="{}", kind="normal")
     last_moved = Cpt(Signal, value="", kind="normal")
+    timeout_margin = 3.0
 
     def __init__(self, *args: object, clock: SimClock | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.clock = clock or SimClock(1.0)
         self._book: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def _wall_s(self, instrument_s: float) -> float:
+        return self.clock.wall_seconds(instrument_s)
 
     def location_of(self, sample_id: str) -> str | None:
         with self._lock:
@@ -40,7 +44,7 @@ class SampleStore(Device):
             raise LimitError(f"unknown location {location!r}; expected one of {', '.join(LOCATIONS)}")
         if not sample_id:
             raise LimitError("sample_id must not be empty")
-        status = safe_status(self, self.clock.wall_seconds(TRANSFER_S) * 3 + 10.0, lambda: None)
+        status = self.timed_status(TRANSFER_S)
 
         def _move() -> None:
             self.clock.sleep(TRANSFER_S)

@@ -19,8 +19,8 @@ from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import DeviceStatus
 
 from devices.assets import ExternalArraySignal, HDF5AssetWriter
+from devices.base import InterlockError, LabDevice, SimBacked, safe_status
 from devices.envelope import LimitError, check_range
-from devices.status import InterlockError, safe_status
 from simulators.lab import SimLab
 from simulators.sped import SpedFaults, simulate_scan
 from simulators.stem import StemFaults, acquire_survey
@@ -92,7 +92,7 @@ class SpedDetector(_Detector):
         stem.acquire_sped(self, n, float(self.step_nm.get()))
 
 
-class Stem(Device):
+class Stem(LabDevice):
     """What every STEM flavour exposes."""
 
     loaded_sample = Cpt(Signal, value="", kind="config")
@@ -101,6 +101,7 @@ class Stem(Device):
     state = Cpt(Signal, value="idle", kind="normal")
     survey = Cpt(SurveyDetector, "survey")
     sped = Cpt(SpedDetector, "sped")
+    timeout_margin = 3.0
 
     def __init__(self, *args: Any, data_dir: Path | str = "data", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -116,7 +117,7 @@ class Stem(Device):
             raise LimitError(f"{self.name}: sample id must not be empty")
         check_range("probe current", float(self.probe_current_pa.get()), 0.1, MAX_PROBE_CURRENT_PA, "pA")
         self.beam_blanked.put(True)
-        status = safe_status(self, self._wall_s(LOAD_S) * 3 + 10.0, self.stop)
+        status = self.timed_status(LOAD_S)
 
         def _load() -> None:
             try:
@@ -140,9 +141,6 @@ class Stem(Device):
     def acquisition_timeout_wall_s(self, detector: Device) -> float:
         return ACQUISITION_SLACK_WALL_S
 
-    def _wall_s(self, sim_s: float) -> float:
-        return sim_s
-
     def _load(self, sample_id: str) -> None:
         raise NotImplementedError
 
@@ -153,16 +151,12 @@ class Stem(Device):
         raise NotImplementedError
 
 
-class SimStem(Stem):
+class SimStem(SimBacked, Stem):
     """A STEM that images the hidden section of the lab's samples."""
 
     def __init__(self, *args: Any, lab: SimLab, truth_dir: Path | str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lab = lab
+        super().__init__(*args, lab=lab, **kwargs)
         self.truth_dir = Path(truth_dir) if truth_dir else None
-
-    def _wall_s(self, sim_s: float) -> float:
-        return self.lab.clock.wall_seconds(sim_s)
 
     def _load(self, sample_id: str) -> None:
         self.lab.truth(sample_id)  # refuses a sample that was never sintered

@@ -156,10 +156,11 @@ class MillPlant:
     def advance(self, dt_s: float) -> None:
         """Integrate over `dt_s` simulated seconds in whole fixed steps, carrying the remainder.
 
-        Fixed steps make the outcome independent of how the caller chops time (wall-clock ticks).
+        Fixed steps make the outcome independent of how the caller chops time (wall-clock ticks); the
+        integration stops once the jar has stopped, so a late caller cannot add to the history.
         """
         self._carry_s += dt_s
-        while self._carry_s >= self.step_s:
+        while self._carry_s >= self.step_s and not (self.done and self.time_s > 0):
             self._carry_s -= self.step_s
             self._step(self.step_s)
 

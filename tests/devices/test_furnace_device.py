@@ -7,10 +7,10 @@ import time
 import pytest
 from ophyd.utils import StatusTimeoutError
 
+from devices.base import InterlockError
 from devices.envelope import LimitError
 from devices.furnace import FurnaceProgram, SimFurnace
 from devices.mill import MillProgram, SimPlanetaryMill
-from devices.status import InterlockError
 from simulators.lab import SimLab
 from simulators.truth import ideal_profile, truth_from_history
 from tests.devices.conftest import make_lab

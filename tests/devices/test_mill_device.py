@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from ophyd.utils import StatusTimeoutError
 
+from devices.base import InterlockError
 from devices.envelope import LimitError
 from devices.mill import MillProgram, SimPlanetaryMill
-from devices.status import InterlockError
 from simulators.lab import SimLab
 from tests.devices.conftest import make_lab
 

@@ -1,0 +1,93 @@
+"""What every instrument shares: instrument time vs wall time, statuses that time out and make safe,
+and programmes whose `state` signal decides how their status ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ophyd import Device
+from ophyd.status import DeviceStatus
+
+from simulators.lab import SimLab
+
+
+class InterlockError(RuntimeError):
+    """An instrument's interlock tripped (over-temperature, broken thermocouple, jam); it is now safe."""
+
+
+def safe_status(device: Device, timeout_s: float, make_safe: Callable[[], None]) -> DeviceStatus:
+    """A `DeviceStatus` that times out after `timeout_s` wall seconds and calls `make_safe` on any failure."""
+    status = DeviceStatus(device, timeout=timeout_s, settle_time=0)
+
+    def _on_done(st: DeviceStatus) -> None:
+        if not st.success:
+            make_safe()
+
+    status.add_callback(_on_done)
+    return status
+
+
+class LabDevice(Device):
+    """An instrument whose every action has a timeout: expected time × margin + slack."""
+
+    timeout_margin = 1.5
+    timeout_slack_wall_s = 10.0
+
+    def _wall_s(self, instrument_s: float) -> float:
+        """Wall time of `instrument_s` seconds of instrument time (the same on real hardware)."""
+        return instrument_s
+
+    def timed_status(self, instrument_s: float) -> DeviceStatus:
+        """A status for an action expected to take `instrument_s`; failing or timing out calls `stop()`."""
+        return safe_status(
+            self, self._wall_s(instrument_s * self.timeout_margin) + self.timeout_slack_wall_s, self.stop
+        )
+
+
+class ProgrammedDevice(LabDevice):
+    """Runs a programme that its `state` signal reports on: "done" ends the status, a failed state fails it.
+
+    A `stop(success=True)` — the RunEngine pausing or suspending, to rewind and re-run later — ends the
+    status normally; any other stop fails it.
+    """
+
+    FAILED_STATES: frozenset[str] = frozenset({"stopped"})
+    state: Any  # the subclass's state Component
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stopped_ok = False
+
+    def programme_status(self, instrument_s: float) -> DeviceStatus:
+        status = self.timed_status(instrument_s)
+        self._stopped_ok = False
+
+        def _watch(value: str, **_: object) -> None:
+            if status.done:
+                return
+            if value == "done" or (value == "stopped" and self._stopped_ok):
+                status.set_finished()
+            elif value in self.FAILED_STATES:
+                status.set_exception(InterlockError(self.failure_reason(value)))
+
+        self.state.subscribe(_watch, run=False)
+        status.add_callback(lambda _st: self.state.clear_sub(_watch))
+        return status
+
+    def mark_stopped(self, success: bool) -> None:
+        self._stopped_ok = success
+
+    def failure_reason(self, state: str) -> str:
+        return f"{self.name}: programme ended in state {state!r}"
+
+
+class SimBacked:
+    """Mixin of the sim flavours: bound to a `SimLab`, instrument time runs on its clock."""
+
+    def __init__(self, *args: Any, lab: SimLab, **kwargs: Any) -> None:
+        self.lab = lab
+        super().__init__(*args, **kwargs)
+
+    def _wall_s(self, instrument_s: float) -> float:
+        return self.lab.clock.wall_seconds(instrument_s)
