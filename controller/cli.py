@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from controller.recipe import LOG_AXES, ROUTE_SPACE, Recipe, RecipeError, load_recipe, one_line, recipe_bounds
+from controller.recipe import RecipeError, load_recipe, one_line
 from devices.envelope import LimitError
 from simulators.world import World, load_world
 
@@ -85,7 +85,7 @@ def cmd_recipe_run(args: argparse.Namespace) -> int:
 
 
 def cmd_world_optimum(args: argparse.Namespace) -> int:
-    from simulators.optimum import find_optimum
+    from controller.yardstick import world_optimum
 
     world = _world(args)
     console = Console(stderr=True)
@@ -95,16 +95,7 @@ def cmd_world_optimum(args: argparse.Namespace) -> int:
             console.print(f"  {candidate.recipe['route']:>4}: {candidate.trapped_field_t:.3f} T")
 
     with console.status("searching the noiseless model (differential evolution, per route)…"):
-        best = find_optimum(
-            world,
-            recipe_bounds(),
-            ROUTE_SPACE,
-            LOG_AXES,
-            seed=args.seed_search,
-            maxiter=args.maxiter,
-            progress=progress,
-        )
-    recipe = Recipe.model_validate(best.recipe)
+        recipe, best = world_optimum(world, seed=args.seed_search, maxiter=args.maxiter, progress=progress)
     out = {"recipe": recipe.model_dump(), "trapped_field_t": round(best.trapped_field_t, 4), "world": world.name}
     if args.json:
         _print_json(out)

@@ -7,9 +7,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from controller.recipe import LOG_AXES, ROUTE_SPACE, load_recipe, recipe_bounds
+from controller.recipe import load_recipe
 from controller.run_recipe import run_recipe
-from simulators.optimum import find_optimum
+from controller.yardstick import world_optimum
 from simulators.world import World
 
 RECIPES = Path(__file__).resolve().parents[1] / "examples" / "recipes"
@@ -58,8 +58,8 @@ def run_demo(out_dir: Path) -> int:
         )
     console.print(table)
     with console.status("searching the world's optimum on its noiseless model…"):
-        best = find_optimum(world, recipe_bounds(), ROUTE_SPACE, LOG_AXES, maxiter=30, popsize=12)
-    recipe = {k: round(v, 3) if isinstance(v, float) else v for k, v in best.recipe.items()}
+        optimum, best = world_optimum(world, maxiter=30, popsize=12)
+    recipe = {k: round(v, 3) if isinstance(v, float) else v for k, v in optimum.model_dump().items()}
     console.print(f"the world's best recipe traps [bold]{best.trapped_field_t:.2f} T[/bold]: {recipe}")
     console.print("summary plots:\n  " + "\n  ".join(plots))
     console.print(f"documents and HDF5 files: {out_dir}/ — Weiss 2015 record: 1.0 T; 2.7× that is the target")

@@ -46,27 +46,28 @@ class LabDevice(Device):
 
 
 class ProgrammedDevice(LabDevice):
-    """Runs a programme that its `state` signal reports on: "done" ends the status, a failed state fails it.
+    """Runs a programme to completion; its status ends on the instrument's `state` or on `end_programme`.
 
-    A `stop(success=True)` — the RunEngine pausing or suspending, to rewind and re-run later — ends the
-    status normally; any other stop fails it.
+    The instrument's own controller reports "done" (success) or one of `FAILED_STATES` (its own
+    interlocks). Stops and trips decided here end the status through `end_programme`: a
+    `stop(success=True)` — the RunEngine pausing or suspending, to rewind and re-run later — ends it
+    normally; any other stop or trip fails it.
     """
 
-    FAILED_STATES: frozenset[str] = frozenset({"stopped"})
+    FAILED_STATES: frozenset[str] = frozenset()
     state: Any  # the subclass's state Component
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._stopped_ok = False
+        self._programme: DeviceStatus | None = None
 
     def programme_status(self, instrument_s: float) -> DeviceStatus:
-        status = self.timed_status(instrument_s)
-        self._stopped_ok = False
+        status = self._programme = self.timed_status(instrument_s)
 
         def _watch(value: str, **_: object) -> None:
             if status.done:
                 return
-            if value == "done" or (value == "stopped" and self._stopped_ok):
+            if value == "done":
                 status.set_finished()
             elif value in self.FAILED_STATES:
                 status.set_exception(InterlockError(self.failure_reason(value)))
@@ -75,8 +76,15 @@ class ProgrammedDevice(LabDevice):
         status.add_callback(lambda _st: self.state.clear_sub(_watch))
         return status
 
-    def mark_stopped(self, success: bool) -> None:
-        self._stopped_ok = success
+    def end_programme(self, *, success: bool, reason: str) -> None:
+        """End the running programme's status: finished, or failed with `reason`."""
+        status = self._programme
+        if status is None or status.done:
+            return
+        if success:
+            status.set_finished()
+        else:
+            status.set_exception(InterlockError(f"{self.name}: {reason}"))
 
     def failure_reason(self, state: str) -> str:
         return f"{self.name}: programme ended in state {state!r}"

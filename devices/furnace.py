@@ -25,6 +25,8 @@ from simulators.faults import FaultConfig
 from simulators.furnace import FurnaceFaults, FurnacePlant, ProgramSegment
 from simulators.lab import SimLab
 
+INTERLOCK_PERIOD_S = 5.0
+"""How often (simulated seconds) the sim furnace's interlocks look at the plant."""
 NATURAL_COOL_C_PER_MIN = 2.0
 """Slowest cool-down assumed when budgeting a program's time."""
 
@@ -60,7 +62,7 @@ class FurnaceProgram:
 class Furnace(ProgrammedDevice):
     """What every furnace flavour exposes. `state`: idle, heating, cooling, done, stopped, tripped."""
 
-    FAILED_STATES = frozenset({"tripped", "stopped"})
+    FAILED_STATES = frozenset({"tripped"})
 
     temperature_c = Cpt(Signal, value=25.0, kind="hinted")
     setpoint_c = Cpt(Signal, value=25.0, kind="normal")
@@ -87,61 +89,75 @@ class Furnace(ProgrammedDevice):
         status = self.programme_status(value.expected_duration_s())
         self._program = value
         self._starved_since_s = None
-        self.interlock.put("")
         self._start(value)
         return status
 
     def stop(self, *, success: bool = False) -> None:
-        """Safe state: heater off, pressure vented."""
-        if self.state.get() in ("heating", "cooling"):
+        """Safe state: heater off, pressure vented. `success=True` (a RunEngine pause) ends the status normally."""
+        if self._running():
             self._heater_off()
-            self.mark_stopped(success)
-            self.state.put("stopped")
+            self._report("stopped", "")
+            self.end_programme(success=success, reason="stopped")
+
+    def trip(self, reason: str) -> None:
+        """The interlock: heater off at once; the status fails with `reason`."""
+        if self._running():
+            self._heater_off()
+            self._report("tripped", reason)
+            self.end_programme(success=False, reason=reason)
 
     def failure_reason(self, state: str) -> str:
         return f"{self.name}: {self.interlock.get() or state}"
 
-    def trip(self, reason: str) -> None:
-        """The interlock: heater off at once, the reason kept on `interlock`."""
-        if self.state.get() in ("heating", "cooling"):
-            self._heater_off()
-            self.interlock.put(reason)
-            self.state.put("tripped")
+    def _running(self) -> bool:
+        return self._program is not None and self.state.get() in ("heating", "cooling")
 
     def _check_interlocks(self, value: float, **_: object) -> None:
-        program = self._program
-        if program is None or self.state.get() not in ("heating", "cooling"):
+        if not self._running():
             return
+        reason = self.interlock_reason(
+            value, float(self.setpoint_c.get()), float(self.heater_power_pct.get()), float(self.elapsed_s.get())
+        )
+        if reason:
+            self.trip(reason)
+
+    def interlock_reason(self, reading_c: float, setpoint_c: float, power_pct: float, elapsed_s: float) -> str | None:
+        """Why the furnace must be made safe now, or None: checked on every reading."""
+        program = self._program
+        assert program is not None
         limit = FURNACE.route(program.route).max_temperature_c
-        if not math.isfinite(value):
-            self.trip("thermocouple open circuit")
-        elif value > limit:
-            self.trip(f"over-temperature: {value:.1f} °C above the {program.route} limit {limit:.0f} °C")
-        elif value > self.setpoint_c.get() + FURNACE.over_temperature_margin_k:
-            self.trip(
-                f"over-temperature: {value:.1f} °C exceeds setpoint {self.setpoint_c.get():.1f} °C "
+        if not math.isfinite(reading_c):
+            return "thermocouple open circuit"
+        if reading_c > limit:
+            return f"over-temperature: {reading_c:.1f} °C above the {program.route} limit {limit:.0f} °C"
+        if reading_c > setpoint_c + FURNACE.over_temperature_margin_k:
+            return (
+                f"over-temperature: {reading_c:.1f} °C exceeds setpoint {setpoint_c:.1f} °C "
                 f"+ {FURNACE.over_temperature_margin_k:.0f} K"
             )
-        elif self._heater_starved(value):
-            self.trip(
-                f"heater failure: {value:.1f} °C stays {FURNACE.heater_failure_deviation_k:.0f} K below the setpoint "
-                f"at full power for {FURNACE.heater_failure_window_s / 60:.0f} min"
+        if self._heater_starved(reading_c, setpoint_c, power_pct, elapsed_s):
+            return (
+                f"heater failure: {reading_c:.1f} °C stays {FURNACE.heater_failure_deviation_k:.0f} K below the "
+                f"setpoint at full power for {FURNACE.heater_failure_window_s / 60:.0f} min"
             )
+        return None
 
-    def _heater_starved(self, reading_c: float) -> bool:
+    def _heater_starved(self, reading_c: float, setpoint_c: float, power_pct: float, elapsed_s: float) -> bool:
         """Full power yet far below the setpoint, for longer than the window: the heater delivers nothing."""
         starved = (
             self.state.get() == "heating"
-            and self.heater_power_pct.get() >= 99.0
-            and reading_c < self.setpoint_c.get() - FURNACE.heater_failure_deviation_k
+            and power_pct >= 99.0
+            and reading_c < setpoint_c - FURNACE.heater_failure_deviation_k
         )
-        now_s = float(self.elapsed_s.get())
         if not starved:
             self._starved_since_s = None
             return False
         if self._starved_since_s is None:
-            self._starved_since_s = now_s
-        return now_s - self._starved_since_s > FURNACE.heater_failure_window_s
+            self._starved_since_s = elapsed_s
+        return elapsed_s - self._starved_since_s > FURNACE.heater_failure_window_s
+
+    def _report(self, state: str, reason: str) -> None:
+        """Show a stop or trip decided here (an EPICS controller reports its own state)."""
 
     def _start(self, program: FurnaceProgram) -> None:
         raise NotImplementedError
@@ -172,6 +188,7 @@ class SimFurnace(SimBacked, Furnace):
             program.pressure_mpa,
         )
         self._plant, self._unrecorded = plant, program
+        self.interlock.put("")
         self.route.put(program.route)
         self.sample_id.put(program.sample_id)
         self.state.put("heating")
@@ -185,7 +202,18 @@ class SimFurnace(SimBacked, Furnace):
         plant = self._plant
         if plant is None:
             return
-        plant.advance(dt_s)
+        # the interlocks watch every few simulated seconds, as a controller's would, not once per wall tick
+        remaining = dt_s
+        while remaining > 0:
+            chunk = min(INTERLOCK_PERIOD_S, remaining)
+            remaining -= chunk
+            plant.advance(chunk)
+            if self._running():
+                power = plant.heater_power_pct if plant.heater_enabled else 0.0
+                reason = self.interlock_reason(plant.control_tc_c, plant.setpoint_c, power, plant.time_s)
+                if reason:
+                    self._publish()
+                    self.trip(reason)
         state = self.state.get()
         if state == "heating" and plant.segment_index >= 1:  # past the single ramp-and-soak segment
             self.state.put("cooling")
@@ -223,6 +251,10 @@ class SimFurnace(SimBacked, Furnace):
         self.thermocouple_ok.put(not plant.thermocouple_open)
         self.elapsed_s.put(plant.time_s)
         self.temperature_c.put(plant.control_tc_c)
+
+    def _report(self, state: str, reason: str) -> None:
+        self.interlock.put(reason)
+        self.state.put(state)
 
     def _heater_off(self) -> None:
         with self._lock:

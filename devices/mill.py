@@ -49,7 +49,7 @@ class PlanetaryMill(ProgrammedDevice):
     ball_to_powder_ratio = Cpt(Signal, value=10.0, kind="config")
     sample_id = Cpt(Signal, value="", kind="config")
 
-    FAILED_STATES = frozenset({"jammed", "overtemp", "stopped"})
+    FAILED_STATES = frozenset({"jammed", "overtemp"})
 
     def set(self, value: MillProgram) -> DeviceStatus:  # type: ignore[override]
         """Check the program against the envelope, start milling; the status ends when the jar stops."""
@@ -59,9 +59,9 @@ class PlanetaryMill(ProgrammedDevice):
         return status
 
     def stop(self, *, success: bool = False) -> None:
-        """Safe state: motor off."""
-        self.mark_stopped(success)
+        """Safe state: motor off. `success=True` (a RunEngine pause or suspension) ends the status normally."""
         self._halt_motor()
+        self.end_programme(success=success, reason="milling stopped")
 
     def failure_reason(self, state: str) -> str:
         return f"{self.name}: milling ended in state {state!r}"

@@ -70,6 +70,9 @@ class PropertyStation(LabDevice):
 
     def stop(self, *, success: bool = False) -> None:
         """Safe state: magnet ramped to zero."""
+        self._magnet_off()
+
+    def _magnet_off(self) -> None:
         self.magnet_field_t.put(0.0)
 
     def _measure(self, sample_id: str) -> None:
@@ -105,10 +108,21 @@ class EpicsPropertyStation(PropertyStation):
     jc_a_per_cm2 = Cpt(EpicsSignalRO, "Jc-RB", kind="hinted")
     tc_k = Cpt(EpicsSignalRO, "Tc-RB", kind="hinted")
     relative_density = Cpt(EpicsSignalRO, "Density-RB", kind="hinted")
+    phase_ba122_wt_pct = Cpt(EpicsSignalRO, "Phase-Ba122-RB", kind="normal")
+    phase_kfe2as2_wt_pct = Cpt(EpicsSignalRO, "Phase-KFe2As2-RB", kind="normal")
+    phase_feas_wt_pct = Cpt(EpicsSignalRO, "Phase-FeAs-RB", kind="normal")
+    phase_fe2as_wt_pct = Cpt(EpicsSignalRO, "Phase-Fe2As-RB", kind="normal")
+    phase_bao_wt_pct = Cpt(EpicsSignalRO, "Phase-BaO-RB", kind="normal")
+    phase_wc_wt_pct = Cpt(EpicsSignalRO, "Phase-WC-RB", kind="normal")
+    phase_fe_wt_pct = Cpt(EpicsSignalRO, "Phase-Fe-RB", kind="normal")
     mounted_sample = Cpt(EpicsSignal, "SampleId-SP", string=True, kind="config")
     magnet_field_t = Cpt(EpicsSignalRO, "Magnet-RB", kind="normal")
+    magnet_off_cmd = Cpt(EpicsSignal, "MagnetOff-Cmd", kind="omitted")
     measure_cmd = Cpt(EpicsSignal, "Measure-Cmd", kind="omitted")
     measure_done = Cpt(EpicsSignalRO, "Measure-Done-RB", kind="omitted")
+
+    def _magnet_off(self) -> None:
+        self.magnet_off_cmd.put(1)
 
     def _measure(self, sample_id: str) -> None:
         done = threading.Event()

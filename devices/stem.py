@@ -19,7 +19,7 @@ from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import DeviceStatus
 
 from devices.assets import ExternalArraySignal, HDF5AssetWriter
-from devices.base import InterlockError, LabDevice, SimBacked, safe_status
+from devices.base import InterlockError, LabDevice, SimBacked
 from devices.envelope import LimitError, check_range
 from simulators.lab import SimLab
 from simulators.sped import SpedFaults, simulate_scan
@@ -28,6 +28,8 @@ from simulators.stem import StemFaults, acquire_survey
 LOAD_S = 600.0
 """Loading a holder, pumping and finding the area: ten simulated minutes."""
 ACQUISITION_SLACK_WALL_S = 60.0
+"""Wall time allowed beyond the instrument time: rendering a simulated frame or writing its file."""
+FLYBACK_FACTOR = 1.1
 MAX_PROBE_CURRENT_PA = 200.0
 
 
@@ -47,7 +49,7 @@ class _Detector(Device):
         assert isinstance(stem, Stem)
         if not stem.loaded_sample.get():
             raise LimitError(f"{stem.name}: no sample loaded")
-        status = safe_status(self, stem.acquisition_timeout_wall_s(self), stem.stop)
+        status = stem.timed_status(self.expected_instrument_s())
 
         def _run() -> None:
             try:
@@ -63,6 +65,10 @@ class _Detector(Device):
     def _acquire(self, stem: Stem) -> None:
         raise NotImplementedError
 
+    def expected_instrument_s(self) -> float:
+        """How long the acquisition takes on the instrument (sets its timeout)."""
+        raise NotImplementedError
+
 
 class SurveyDetector(_Detector):
     """HAADF and BF survey images."""
@@ -71,12 +77,16 @@ class SurveyDetector(_Detector):
     bf = Cpt(ExternalArraySignal, shape=(1024, 1024), kind="normal")
     pixel_nm = Cpt(Signal, value=2.0, kind="config")
     shape_px = Cpt(Signal, value=1024, kind="config")
-    dwell_us = Cpt(Signal, value=2.0, kind="config")
+    dwell_us = Cpt(Signal, value=10.0, kind="config")
 
     def _acquire(self, stem: Stem) -> None:
         n = int(self.shape_px.get())
         self.haadf.shape = self.bf.shape = (n, n)
         stem.acquire_survey(self, n, float(self.pixel_nm.get()), float(self.dwell_us.get()))
+
+    def expected_instrument_s(self) -> float:
+        n = int(self.shape_px.get())
+        return n * n * float(self.dwell_us.get()) * 1e-6 * FLYBACK_FACTOR
 
 
 class SpedDetector(_Detector):
@@ -86,10 +96,15 @@ class SpedDetector(_Detector):
     calibration_a_inv_per_px = Cpt(Signal, value=0.0, kind="normal")
     step_nm = Cpt(Signal, value=10.0, kind="config")
     scan_px = Cpt(Signal, value=40, kind="config")
+    dwell_ms = Cpt(Signal, value=20.0, kind="config")
 
     def _acquire(self, stem: Stem) -> None:
         n = int(self.scan_px.get())
-        stem.acquire_sped(self, n, float(self.step_nm.get()))
+        stem.acquire_sped(self, n, float(self.step_nm.get()), float(self.dwell_ms.get()))
+
+    def expected_instrument_s(self) -> float:
+        n = int(self.scan_px.get())
+        return n * n * float(self.dwell_ms.get()) * 1e-3 * FLYBACK_FACTOR
 
 
 class Stem(LabDevice):
@@ -102,6 +117,7 @@ class Stem(LabDevice):
     survey = Cpt(SurveyDetector, "survey")
     sped = Cpt(SpedDetector, "sped")
     timeout_margin = 3.0
+    timeout_slack_wall_s = ACQUISITION_SLACK_WALL_S
 
     def __init__(self, *args: Any, data_dir: Path | str = "data", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -125,8 +141,6 @@ class Stem(LabDevice):
             except Exception as exc:
                 status.set_exception(exc)
                 return
-            self.loaded_sample.put(value)
-            self.state.put("ready")
             status.set_finished()
 
         threading.Thread(target=_load, name=f"{self.name}-load", daemon=True).start()
@@ -135,19 +149,15 @@ class Stem(LabDevice):
     def stop(self, *, success: bool = False) -> None:
         """Safe state: beam blanked."""
         self.beam_blanked.put(True)
-        if self.state.get() == "acquiring":
-            self.state.put("ready")
-
-    def acquisition_timeout_wall_s(self, detector: Device) -> float:
-        return ACQUISITION_SLACK_WALL_S
 
     def _load(self, sample_id: str) -> None:
+        """Bring `sample_id` into the column; returns when it is ready to image."""
         raise NotImplementedError
 
     def acquire_survey(self, detector: SurveyDetector, n: int, pixel_nm: float, dwell_us: float) -> None:
         raise NotImplementedError
 
-    def acquire_sped(self, detector: SpedDetector, n: int, step_nm: float) -> None:
+    def acquire_sped(self, detector: SpedDetector, n: int, step_nm: float, dwell_ms: float) -> None:
         raise NotImplementedError
 
 
@@ -157,10 +167,24 @@ class SimStem(SimBacked, Stem):
     def __init__(self, *args: Any, lab: SimLab, truth_dir: Path | str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, lab=lab, **kwargs)
         self.truth_dir = Path(truth_dir) if truth_dir else None
+        stem, sped = lab.world.stem, lab.world.sped  # the world's microscope defaults, until a plan sets others
+        self.survey.pixel_nm.put(stem.pixel_nm)
+        self.survey.shape_px.put(stem.shape_px)
+        self.survey.dwell_us.put(stem.dwell_us)
+        self.sped.step_nm.put(sped.step_nm)
+        self.sped.scan_px.put(sped.scan_shape[0])
+        self.sped.dwell_ms.put(sped.dwell_ms)
+
+    def stop(self, *, success: bool = False) -> None:
+        super().stop(success=success)
+        if self.state.get() == "acquiring":
+            self.state.put("ready")
 
     def _load(self, sample_id: str) -> None:
         self.lab.truth(sample_id)  # refuses a sample that was never sintered
         self.lab.clock.sleep(LOAD_S)
+        self.loaded_sample.put(sample_id)
+        self.state.put("ready")
 
     def _specimen_extent_nm(self) -> float:
         survey = float(self.survey.shape_px.get()) * float(self.survey.pixel_nm.get())
@@ -195,16 +219,16 @@ class SimStem(SimBacked, Stem):
         self._keep_truth("survey", ids["haadf"], {"label": image.label, "grain_id": image.grain_id})
         self.stop()
 
-    def acquire_sped(self, detector: SpedDetector, n: int, step_nm: float) -> None:
+    def acquire_sped(self, detector: SpedDetector, n: int, step_nm: float, dwell_ms: float) -> None:
         sample_id = str(self.loaded_sample.get())
         rng = self._expose("stem-sped")
         faults_cfg = self.lab.world.faults
         dropout = faults_cfg.detector_dropout_fraction if faults_cfg.fires("detector_dropout", rng) else 0.0
         faults = SpedFaults(detector_dropout_fraction=dropout, beam_blank=faults_cfg.fires("beam_blank", rng))
         section = self.lab.specimen(sample_id, self._specimen_extent_nm()).rasterize((0.0, 0.0), (n, n), step_nm)
-        config = self.lab.world.sped
+        config = self.lab.world.sped.model_copy(update={"dwell_ms": dwell_ms})
         scan = simulate_scan(config, section, rng, faults=faults)
-        self.lab.clock.sleep(n * n * config.dwell_ms * 1e-3)
+        self.lab.clock.sleep(n * n * dwell_ms * 1e-3)
         detector.patterns.shape = scan.data.shape
         attrs = {"step_nm": step_nm, "calibration_a_inv_per_px": scan.calibration_a_inv_per_px, "sample_id": sample_id}
         ids = detector.writer.write("sped", {"patterns": scan.data}, attrs)  # type: ignore[union-attr]
@@ -240,3 +264,9 @@ class EpicsStem(Stem):
     def _load(self, sample_id: str) -> None:
         self.loaded_sample.put(sample_id, wait=True)
         self.load_cmd.put(1, wait=True)
+
+    def acquire_survey(self, detector: SurveyDetector, n: int, pixel_nm: float, dwell_us: float) -> None:
+        raise NotImplementedError("EPICS STEM acquisition needs the site's areaDetector HDF5 plugin: not built yet")
+
+    def acquire_sped(self, detector: SpedDetector, n: int, step_nm: float, dwell_ms: float) -> None:
+        raise NotImplementedError("EPICS SPED acquisition needs the site's areaDetector HDF5 plugin: not built yet")

@@ -34,7 +34,7 @@ class FaultConfig(BaseModel):
     thermocouple_open_probability: float = Field(0.0, ge=0, le=1)
     heater_failure_probability: float = Field(0.0, ge=0, le=1)
     overshoot_probability: float = Field(0.0, ge=0, le=1)
-    overshoot_k: float = Field(25.0, ge=0, description="extra peak above the dwell when the overshoot fault fires")
+    overshoot_k: float = Field(40.0, ge=0, description="extra peak above the dwell when the overshoot fault fires")
     mill_jam_probability: float = Field(0.0, ge=0, le=1)
     vial_overtemperature_probability: float = Field(0.0, ge=0, le=1)
     vial_overheat_factor: float = Field(3.0, gt=1, description="heating multiplier when cooling fails")

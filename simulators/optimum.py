@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import differential_evolution
 
-from simulators.truth import evaluate
+from simulators.truth import Truth, evaluate
 from simulators.world import World
 
 
@@ -34,10 +34,12 @@ def find_optimum(
     maxiter: int = 150,
     popsize: int = 20,
     progress: Callable[[Optimum], None] | None = None,
+    feasible: Callable[[Truth], bool] | None = None,
 ) -> Optimum:
     """Maximise the noiseless trapped field over `bounds`, per route with its own `route_bounds` overrides.
 
-    `progress` is called with each route's best as it is found.
+    `progress` is called with each route's best as it is found. A recipe that `feasible` rejects (say,
+    one whose mill would trip its vial interlock) scores 0 T.
     """
     best: Optimum | None = None
     total = 0
@@ -52,7 +54,10 @@ def find_optimum(
             return {n: float(math.exp(v) if n in log_axes else v) for n, v in zip(names, x, strict=True)}
 
         def objective(x: np.ndarray, route: str = route, decode: Callable = decode) -> float:
-            return -evaluate(world, route=route, **decode(x)).properties.trapped_field_t
+            truth = evaluate(world, route=route, **decode(x))
+            if feasible is not None and not feasible(truth):
+                return 0.0
+            return -truth.properties.trapped_field_t
 
         free = [i for i, n in enumerate(names) if n not in fixed]
         x0 = (lo + hi) / 2

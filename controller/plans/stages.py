@@ -78,11 +78,18 @@ def _load_stem(lab: Lab, ctx: SampleContext) -> Plan:
         yield from bps.mv(lab.stem, ctx.sample_id)
 
 
-def survey_image(lab: Lab, ctx: SampleContext, *, pixel_nm: float = 2.0, shape_px: int = 1024) -> Plan:
+def _configure(settings: dict[Any, float | int | None]) -> Plan:
+    """Set the detector settings that were given; the others keep the instrument's own."""
+    args = [x for signal, value in settings.items() if value is not None for x in (signal, value)]
+    if args:
+        yield from bps.mv(*args)
+
+
+def survey_image(lab: Lab, ctx: SampleContext, *, pixel_nm: float | None = None, shape_px: int | None = None) -> Plan:
     """A HAADF + BF survey image of the sample (arrays in HDF5, referenced by resource/datum)."""
     yield from bps.checkpoint()
     yield from _load_stem(lab, ctx)
-    yield from bps.mv(lab.stem.survey.pixel_nm, pixel_nm, lab.stem.survey.shape_px, shape_px)
+    yield from _configure({lab.stem.survey.pixel_nm: pixel_nm, lab.stem.survey.shape_px: shape_px})
 
     @bpp.run_decorator(md=ctx.md("stem", "survey_image", detector="haadf+bf"))
     def _run() -> Plan:
@@ -91,11 +98,11 @@ def survey_image(lab: Lab, ctx: SampleContext, *, pixel_nm: float = 2.0, shape_p
     return (yield from _safely(_run(), lab.stem))
 
 
-def sped_scan(lab: Lab, ctx: SampleContext, *, step_nm: float = 10.0, scan_px: int = 40) -> Plan:
+def sped_scan(lab: Lab, ctx: SampleContext, *, step_nm: float | None = None, scan_px: int | None = None) -> Plan:
     """A SPED 4D scan of the sample (patterns in HDF5, referenced by resource/datum)."""
     yield from bps.checkpoint()
     yield from _load_stem(lab, ctx)
-    yield from bps.mv(lab.stem.sped.step_nm, step_nm, lab.stem.sped.scan_px, scan_px)
+    yield from _configure({lab.stem.sped.step_nm: step_nm, lab.stem.sped.scan_px: scan_px})
 
     @bpp.run_decorator(md=ctx.md("stem", "sped_scan", detector="sped"))
     def _run() -> Plan:

@@ -123,3 +123,14 @@ def test_an_overshoot_fault_grows_the_hidden_grains() -> None:
         sizes.append(lab.truth("S1").outcome.grain_size_nm)
         furnace.loop.stop()
     assert sizes[1] > 1.05 * sizes[0]
+
+
+def test_a_large_overshoot_trips_the_over_temperature_interlock() -> None:
+    lab = milled(make_lab(forced=("overshoot",), overshoot_k=80.0))
+    furnace = SimFurnace(name="furnace", lab=lab)
+    with pytest.raises(InterlockError, match="over-temperature"):
+        furnace.set(FurnaceProgram("S1", "hip", 700.0, 1.0, 10.0, 190.0)).wait(timeout=20)
+    assert furnace.state.get() == "tripped" and furnace.heater_power_pct.get() == 0.0
+    # the trip came within a few simulated seconds of crossing the margin, not a wall tick later
+    assert furnace.temperature_c.get() < 700.0 + 25.0 + 15.0
+    furnace.loop.stop()

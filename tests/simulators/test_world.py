@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from controller.recipe import LOG_AXES, ROUTE_SPACE, load_recipe, recipe_bounds
-from simulators.optimum import find_optimum
+from controller.recipe import load_recipe
+from controller.yardstick import runnable, world_optimum
 from simulators.truth import evaluate
 from simulators.world import World, load_world
 
@@ -52,13 +52,16 @@ def test_weiss_recipe_traps_the_record_field_on_the_default_world() -> None:
 
 @pytest.fixture(scope="module")
 def optima() -> dict[str, object]:
-    space = dict(bounds=recipe_bounds(), route_bounds=ROUTE_SPACE, log_axes=LOG_AXES, maxiter=25, popsize=10)
-    return {"default": find_optimum(World(), **space), "second": find_optimum(load_world(SECOND_WORLD), **space)}
+    return {
+        "default": world_optimum(World(), maxiter=25, popsize=10)[1],
+        "second": world_optimum(load_world(SECOND_WORLD), maxiter=25, popsize=10)[1],
+    }
 
 
 def test_default_world_optimum_lies_between_1_6_and_3_tesla(optima: dict) -> None:
     best = optima["default"]
     assert 1.6 <= best.trapped_field_t <= 3.0
+    assert runnable(evaluate(World(), **best.recipe))
     assert best.trapped_field_t > 1.4 * evaluate(World(), **WEISS.model_dump()).properties.trapped_field_t
 
 
