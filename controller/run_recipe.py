@@ -83,7 +83,7 @@ def run_recipe(
     finally:
         lab.close()
     wall = time.monotonic() - t0
-    summary = plot_summary(out_dir / ctx.sample_id)
+    summary = plot_summary(writer.files, out_dir / ctx.sample_id / "summary.png")
     obs = observations.observations[(ctx.campaign_id, ctx.step)]
     truth = None
     if reveal and lab.sim is not None:

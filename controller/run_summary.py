@@ -20,14 +20,15 @@ import numpy as np
 Docs = list[tuple[str, dict[str, Any]]]
 
 
-def load_runs(sample_dir: Path) -> dict[str, Docs]:
-    """The documents of each stage's run (the latest run of a stage wins)."""
+def load_runs(files: list[Path]) -> dict[str, Docs]:
+    """The documents of each stage's run, from run files (the latest run of a stage wins)."""
     runs: dict[str, tuple[float, Docs]] = {}
-    for path in sample_dir.glob("*.jsonl"):
-        docs = [tuple(json.loads(line)) for line in path.read_text().splitlines()]
+    for path in files:
+        with Path(path).open() as fh:  # one document per "\n"-terminated line
+            docs: Docs = [tuple(json.loads(line)) for line in fh if line.strip()]  # type: ignore[misc]
         start = docs[0][1]
         if start.get("time", 0) >= runs.get(start["stage"], (0.0, []))[0]:
-            runs[start["stage"]] = (start["time"], docs)  # type: ignore[assignment]
+            runs[start["stage"]] = (start["time"], docs)
     return {stage: docs for stage, (_, docs) in runs.items()}
 
 
@@ -61,10 +62,9 @@ def external_array(docs: Docs, key: str) -> np.ndarray | None:
         return fh[resource["resource_kwargs"]["dataset"]][()]
 
 
-def plot_summary(sample_dir: Path | str, out: Path | str | None = None) -> Path:
-    """Draw the summary PNG of the sample whose documents are in `sample_dir`; returns its path."""
-    sample_dir = Path(sample_dir)
-    runs = load_runs(sample_dir)
+def plot_summary(files: list[Path], out: Path | str) -> Path:
+    """Draw the summary PNG of one sample's run files to `out`; returns its path."""
+    runs = load_runs(files)
     fig, axes = plt.subplots(2, 3, figsize=(15, 9))
     (ax_mill, ax_furnace, ax_text), (ax_haadf, ax_vbf, ax_pattern) = axes
     if "mill" in runs:
@@ -98,10 +98,10 @@ def plot_summary(sample_dir: Path | str, out: Path | str | None = None) -> Path:
         ax.set_xticks([])
         ax.set_yticks([])
     start = next(iter(runs.values()))[0][1] if runs else {}
-    sample = start.get("sample_id", sample_dir.name)
+    sample = start.get("sample_id", "?")
     fig.suptitle(f"{sample} — campaign {start.get('campaign_id', '?')}, step {start.get('step', '?')}")
     fig.tight_layout()
-    out_path = Path(out) if out else sample_dir / "summary.png"
+    out_path = Path(out)
     fig.savefig(out_path, dpi=80)
     plt.close(fig)
     return out_path
