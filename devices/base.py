@@ -3,6 +3,7 @@ and programmes whose `state` signal decides how their status ends."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,21 @@ def safe_status(device: Device, timeout_s: float, make_safe: Callable[[], None])
             make_safe()
 
     status.add_callback(_on_done)
+    return status
+
+
+def complete_in_thread(status: DeviceStatus, work: Callable[[], None], name: str) -> DeviceStatus:
+    """Run `work` in a daemon thread: its return finishes `status`, its exception fails it (never lost)."""
+
+    def _run() -> None:
+        try:
+            work()
+        except Exception as exc:
+            status.set_exception(exc)
+        else:
+            status.set_finished()
+
+    threading.Thread(target=_run, name=name, daemon=True).start()
     return status
 
 

@@ -13,7 +13,7 @@ from ophyd import Component as Cpt
 from ophyd import EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import DeviceStatus
 
-from devices.base import LabDevice, SimBacked
+from devices.base import LabDevice, SimBacked, complete_in_thread
 from devices.envelope import LimitError
 from simulators.properties import measure
 from simulators.sample import ALL_PHASES
@@ -55,18 +55,9 @@ class PropertyStation(LabDevice):
         sample_id = str(self.mounted_sample.get())
         if not sample_id:
             raise LimitError(f"{self.name}: no sample mounted")
-        status = self.timed_status(MEASUREMENT_S)
-
-        def _run() -> None:
-            try:
-                self._measure(sample_id)
-            except Exception as exc:
-                status.set_exception(exc)
-            else:
-                status.set_finished()
-
-        threading.Thread(target=_run, name=f"{self.name}-measure", daemon=True).start()
-        return status
+        return complete_in_thread(
+            self.timed_status(MEASUREMENT_S), lambda: self._measure(sample_id), f"{self.name}-measure"
+        )
 
     def stop(self, *, success: bool = False) -> None:
         """Safe state: magnet ramped to zero."""

@@ -9,7 +9,7 @@ from ophyd import Component as Cpt
 from ophyd import Signal
 from ophyd.status import DeviceStatus
 
-from devices.base import LabDevice
+from devices.base import LabDevice, complete_in_thread
 from devices.envelope import LimitError
 from simulators.clock import SimClock
 
@@ -44,7 +44,6 @@ class SampleStore(LabDevice):
             raise LimitError(f"unknown location {location!r}; expected one of {', '.join(LOCATIONS)}")
         if not sample_id:
             raise LimitError("sample_id must not be empty")
-        status = self.timed_status(TRANSFER_S)
 
         def _move() -> None:
             self.clock.sleep(TRANSFER_S)
@@ -53,7 +52,5 @@ class SampleStore(LabDevice):
                 book = json.dumps(self._book, sort_keys=True)
             self.locations.put(book)
             self.last_moved.put(sample_id)
-            status.set_finished()
 
-        threading.Thread(target=_move, name=f"{self.name}-transfer", daemon=True).start()
-        return status
+        return complete_in_thread(self.timed_status(TRANSFER_S), _move, f"{self.name}-transfer")

@@ -8,7 +8,6 @@ grain ids, true orientations) is kept aside, written only to `truth_dir` when on
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import DeviceStatus
 
 from devices.assets import ExternalArraySignal, HDF5AssetWriter
-from devices.base import InterlockError, LabDevice, SimBacked
+from devices.base import InterlockError, LabDevice, SimBacked, complete_in_thread
 from devices.envelope import LimitError, check_range
 from simulators.lab import SimLab
 from simulators.sped import SpedFaults, simulate_scan
@@ -50,17 +49,7 @@ class _Detector(Device):
         if not stem.loaded_sample.get():
             raise LimitError(f"{stem.name}: no sample loaded")
         status = stem.timed_status(self.expected_instrument_s())
-
-        def _run() -> None:
-            try:
-                self._acquire(stem)
-            except Exception as exc:  # surfaced through the status, never lost in the thread
-                status.set_exception(exc)
-            else:
-                status.set_finished()
-
-        threading.Thread(target=_run, name=f"{self.name}-acquire", daemon=True).start()
-        return status
+        return complete_in_thread(status, lambda: self._acquire(stem), f"{self.name}-acquire")
 
     def _acquire(self, stem: Stem) -> None:
         raise NotImplementedError
@@ -133,18 +122,7 @@ class Stem(LabDevice):
             raise LimitError(f"{self.name}: sample id must not be empty")
         check_range("probe current", float(self.probe_current_pa.get()), 0.1, MAX_PROBE_CURRENT_PA, "pA")
         self.beam_blanked.put(True)
-        status = self.timed_status(LOAD_S)
-
-        def _load() -> None:
-            try:
-                self._load(value)
-            except Exception as exc:
-                status.set_exception(exc)
-                return
-            status.set_finished()
-
-        threading.Thread(target=_load, name=f"{self.name}-load", daemon=True).start()
-        return status
+        return complete_in_thread(self.timed_status(LOAD_S), lambda: self._load(value), f"{self.name}-load")
 
     def stop(self, *, success: bool = False) -> None:
         """Safe state: beam blanked."""

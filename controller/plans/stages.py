@@ -85,30 +85,29 @@ def _configure(settings: dict[Any, float | int | None]) -> Plan:
         yield from bps.mv(*args)
 
 
-def survey_image(lab: Lab, ctx: SampleContext, *, pixel_nm: float | None = None, shape_px: int | None = None) -> Plan:
-    """A HAADF + BF survey image of the sample (arrays in HDF5, referenced by resource/datum)."""
+def _stem_run(lab: Lab, ctx: SampleContext, detector: Any, stage: str, settings: dict[Any, float | int | None]) -> Plan:
     yield from bps.checkpoint()
     yield from _load_stem(lab, ctx)
-    yield from _configure({lab.stem.survey.pixel_nm: pixel_nm, lab.stem.survey.shape_px: shape_px})
+    yield from _configure(settings)
 
-    @bpp.run_decorator(md=ctx.md("stem", "survey_image", detector="haadf+bf"))
+    @bpp.run_decorator(md=ctx.md("stem", stage, detector=detector.name))
     def _run() -> Plan:
-        yield from bps.trigger_and_read([lab.stem.survey])
+        yield from bps.trigger_and_read([detector])
 
     return (yield from _safely(_run(), lab.stem))
+
+
+def survey_image(lab: Lab, ctx: SampleContext, *, pixel_nm: float | None = None, shape_px: int | None = None) -> Plan:
+    """A HAADF + BF survey image of the sample (arrays in HDF5, referenced by resource/datum)."""
+    survey = lab.stem.survey
+    settings = {survey.pixel_nm: pixel_nm, survey.shape_px: shape_px}
+    return (yield from _stem_run(lab, ctx, survey, "survey_image", settings))
 
 
 def sped_scan(lab: Lab, ctx: SampleContext, *, step_nm: float | None = None, scan_px: int | None = None) -> Plan:
     """A SPED 4D scan of the sample (patterns in HDF5, referenced by resource/datum)."""
-    yield from bps.checkpoint()
-    yield from _load_stem(lab, ctx)
-    yield from _configure({lab.stem.sped.step_nm: step_nm, lab.stem.sped.scan_px: scan_px})
-
-    @bpp.run_decorator(md=ctx.md("stem", "sped_scan", detector="sped"))
-    def _run() -> Plan:
-        yield from bps.trigger_and_read([lab.stem.sped])
-
-    return (yield from _safely(_run(), lab.stem))
+    sped = lab.stem.sped
+    return (yield from _stem_run(lab, ctx, sped, "sped_scan", {sped.step_nm: step_nm, sped.scan_px: scan_px}))
 
 
 def measure_properties(lab: Lab, ctx: SampleContext) -> Plan:
