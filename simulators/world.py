@@ -7,11 +7,12 @@ A `World` is a pydantic model loadable from TOML. Nothing outside `simulators/` 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import tomllib
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulators.faults import FaultConfig
 from simulators.furnace_config import FurnaceConfig
@@ -117,6 +118,15 @@ class PropertyConstants(_Section):
     sample_thickness_mm: float = 18.0
     measurement_temperature_k: float = 5.0
     jc_reference_temperature_k: float = 4.2
+
+    @model_validator(mode="after")
+    def _dome_is_a_function(self) -> PropertyConstants:
+        x = self.tc_dome_x
+        if len(x) != len(self.tc_dome_k) or len(x) < 2:
+            raise ValueError("tc_dome_x and tc_dome_k need the same number (≥ 2) of anchors")
+        if any(b <= a for a, b in itertools.pairwise(x)):
+            raise ValueError("tc_dome_x must increase strictly")
+        return self
 
 
 class MeasurementNoise(_Section):

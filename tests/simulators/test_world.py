@@ -32,6 +32,13 @@ def test_unknown_constants_are_refused(tmp_path: Path) -> None:
         load_world(path)
 
 
+def test_a_malformed_tc_dome_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text("[properties]\ntc_dome_x = [0.0, 0.4, 1.0]\ntc_dome_k = [0.0, 38.0]\n")
+    with pytest.raises(ValidationError, match="same number"):
+        load_world(path)
+
+
 def test_missing_world_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="world file not found"):
         load_world(tmp_path / "nope.toml")
