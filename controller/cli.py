@@ -26,7 +26,7 @@ class BadInputError(Exception):
     """Input the user can fix; reported as one line, exit status 2."""
 
 
-def _world(args: argparse.Namespace) -> World:
+def load_world_args(args: argparse.Namespace) -> World:
     try:
         world = load_world(args.world)
     except FileNotFoundError as exc:
@@ -56,13 +56,17 @@ def cmd_recipe_run(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.file)
     except RecipeError as exc:
         raise BadInputError(str(exc)) from None
-    world = _world(args)
+    world = load_world_args(args)
     out = Path(args.out) if args.out else Path("runs") / Path(args.file).stem
     result = run_recipe(
         recipe, world, out, characterize=args.characterize, reveal=args.reveal, show_progress=not args.json
     )
     if args.json:
         _print_json(result.as_dict())
+    if result.failure:
+        print(f"grainloop: experiment failed: {result.failure} (instruments made safe; runs in {out})", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
         return 0
     console = Console()
     table = Table(title=f"{result.sample_id} — {Path(args.file).name} on world '{world.name}' (seed {world.seed})")
@@ -87,7 +91,7 @@ def cmd_recipe_run(args: argparse.Namespace) -> int:
 def cmd_world_optimum(args: argparse.Namespace) -> int:
     from controller.yardstick import world_optimum
 
-    world = _world(args)
+    world = load_world_args(args)
     console = Console(stderr=True)
 
     def progress(candidate: Any) -> None:

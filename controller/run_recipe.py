@@ -34,11 +34,13 @@ class RecipeResult:
     summary_png: str
     wall_s: float
     truth: dict[str, Any] | None = field(default=None)
+    failure: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["truth"] is None:
-            out.pop("truth")
+        for optional in ("truth", "failure"):
+            if out[optional] is None:
+                out.pop(optional)
         return out
 
 
@@ -72,21 +74,23 @@ def run_recipe(
     skipped = {"none": {"survey_image", "sped_scan"}, "image": {"sped_scan"}, "full": set()}[characterize]
     stages = tuple(s for s in STAGES if s not in skipped)
     t0 = time.monotonic()
+    failure = None
     try:
         if show_progress:
             with StageProgress(stages, console=console) as progress:
-                token = RE.subscribe(progress)
+                RE.subscribe(progress)
                 RE(make_sample(lab, ctx, characterize))
-                RE.unsubscribe(token)
         else:
             RE(make_sample(lab, ctx, characterize))
+    except Exception as exc:  # the instruments are safe (finalize); report what failed, keep what was written
+        failure = _reason(exc)
     finally:
         lab.close()
     wall = time.monotonic() - t0
     summary = plot_summary(writer.files, out_dir / ctx.sample_id / "summary.png")
-    obs = observations.observations[(ctx.campaign_id, ctx.step)]
+    obs = observations.observations.get((ctx.campaign_id, ctx.step))
     truth = None
-    if reveal and lab.sim is not None:
+    if reveal and lab.sim is not None and failure is None:
         hidden = lab.sim.truth(ctx.sample_id)
         truth = {
             "properties": asdict(hidden.properties),
@@ -97,11 +101,18 @@ def run_recipe(
         campaign_id=ctx.campaign_id,
         sample_id=ctx.sample_id,
         recipe=recipe.model_dump(),
-        properties=obs.properties,
-        phase_fractions_wt_pct=obs.phase_fractions_wt_pct,
+        properties=obs.properties if obs else {},
+        phase_fractions_wt_pct=obs.phase_fractions_wt_pct if obs else {},
         run_dir=str(out_dir),
         files=[str(p) for p in writer.files],
         summary_png=str(summary),
         wall_s=round(wall, 3),
         truth=truth,
+        failure=failure,
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a failed experiment: the device's own error if bluesky wrapped it."""
+    cause = exc.__cause__ or exc
+    return f"{type(cause).__name__}: {cause}".splitlines()[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -62,3 +63,23 @@ class RunDirectoryWriter:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def replay(path: Path | str, callback: Callable[[str, dict[str, Any]], Any]) -> bool:
+    """Feed a run file's documents to `callback`; False (nothing fed) unless the run closed with a stop.
+
+    A process killed mid-run leaves a file without its stop document, or with a torn last line.
+    """
+    docs = []
+    with Path(path).open() as fh:
+        for line in fh:
+            try:
+                name, doc = json.loads(line)
+            except ValueError:
+                return False
+            docs.append((name, doc))
+    if not docs or docs[-1][0] != "stop" or docs[-1][1].get("exit_status") != "success":
+        return False
+    for name, doc in docs:
+        callback(name, doc)
+    return True

@@ -76,17 +76,18 @@ class ProgrammedDevice(LabDevice):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._programme: DeviceStatus | None = None
+        self._programme_lock = threading.Lock()
 
     def programme_status(self, instrument_s: float) -> DeviceStatus:
-        status = self._programme = self.timed_status(instrument_s)
+        status = self.timed_status(instrument_s)
+        with self._programme_lock:
+            self._programme = status
 
         def _watch(value: str, **_: object) -> None:
-            if status.done:
-                return
             if value == "done":
-                status.set_finished()
+                self._end(status, None)
             elif value in self.FAILED_STATES:
-                status.set_exception(InterlockError(self.failure_reason(value)))
+                self._end(status, InterlockError(self.failure_reason(value)))
 
         self.state.subscribe(_watch, run=False)
         status.add_callback(lambda _st: self.state.clear_sub(_watch))
@@ -95,12 +96,19 @@ class ProgrammedDevice(LabDevice):
     def end_programme(self, *, success: bool, reason: str) -> None:
         """End the running programme's status: finished, or failed with `reason`."""
         status = self._programme
-        if status is None or status.done:
-            return
-        if success:
+        if status is not None:
+            self._end(status, None if success else InterlockError(f"{self.name}: {reason}"))
+
+    def _end(self, status: DeviceStatus, error: Exception | None) -> None:
+        """End `status` once: whichever of the state watcher and a stop or trip comes first wins."""
+        with self._programme_lock:
+            if self._programme is not status or status.done:
+                return
+            self._programme = None
+        if error is None:
             status.set_finished()
         else:
-            status.set_exception(InterlockError(f"{self.name}: {reason}"))
+            status.set_exception(error)
 
     def failure_reason(self, state: str) -> str:
         return f"{self.name}: programme ended in state {state!r}"

@@ -62,7 +62,7 @@ class FurnaceProgram:
 class Furnace(ProgrammedDevice):
     """What every furnace flavour exposes. `state`: idle, heating, cooling, done, stopped, tripped."""
 
-    FAILED_STATES = frozenset({"tripped"})
+    FAILED_STATES = frozenset({"tripped", "stopped"})
 
     temperature_c = Cpt(Signal, value=25.0, kind="hinted")
     setpoint_c = Cpt(Signal, value=25.0, kind="normal")
@@ -95,16 +95,16 @@ class Furnace(ProgrammedDevice):
     def stop(self, *, success: bool = False) -> None:
         """Safe state: heater off, pressure vented. `success=True` (a RunEngine pause) ends the status normally."""
         if self._running():
+            self.end_programme(success=success, reason="stopped")  # first: the reported state must not decide
             self._heater_off()
             self._report("stopped", "")
-            self.end_programme(success=success, reason="stopped")
 
     def trip(self, reason: str) -> None:
         """The interlock: heater off at once; the status fails with `reason`."""
         if self._running():
+            self.end_programme(success=False, reason=reason)
             self._heater_off()
             self._report("tripped", reason)
-            self.end_programme(success=False, reason=reason)
 
     def failure_reason(self, state: str) -> str:
         return f"{self.name}: {self.interlock.get() or state}"
@@ -172,6 +172,7 @@ class SimFurnace(SimBacked, Furnace):
     def __init__(self, *args: object, lab: SimLab, **kwargs: object) -> None:
         self._plant: FurnacePlant | None = None
         self._unrecorded: FurnaceProgram | None = None
+        self._since_check_s = 0.0
         self._lock = threading.RLock()  # the sim loop and the RunEngine's stop() both touch the plant
         super().__init__(*args, lab=lab, **kwargs)
         self.loop = SimLoop(self.name, lab.clock, self._advance, self._publish)
@@ -188,6 +189,7 @@ class SimFurnace(SimBacked, Furnace):
             program.pressure_mpa,
         )
         self._plant, self._unrecorded = plant, program
+        self._since_check_s = 0.0
         self.interlock.put("")
         self.route.put(program.route)
         self.sample_id.put(program.sample_id)
@@ -202,12 +204,17 @@ class SimFurnace(SimBacked, Furnace):
         plant = self._plant
         if plant is None:
             return
-        # the interlocks watch every few simulated seconds, as a controller's would, not once per wall tick
+        # the interlocks watch every few simulated seconds of programme time, as a controller's would,
+        # on a fixed grid so that a trip does not depend on when the wall-clock ticks fell
         remaining = dt_s
         while remaining > 0:
-            chunk = min(INTERLOCK_PERIOD_S, remaining)
+            chunk = min(INTERLOCK_PERIOD_S - self._since_check_s, remaining)
             remaining -= chunk
             plant.advance(chunk)
+            self._since_check_s += chunk
+            if self._since_check_s < INTERLOCK_PERIOD_S - 1e-9:
+                continue
+            self._since_check_s = 0.0
             if self._running():
                 power = plant.heater_power_pct if plant.heater_enabled else 0.0
                 reason = self.interlock_reason(plant.control_tc_c, plant.setpoint_c, power, plant.time_s)

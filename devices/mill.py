@@ -49,7 +49,7 @@ class PlanetaryMill(ProgrammedDevice):
     ball_to_powder_ratio = Cpt(Signal, value=10.0, kind="config")
     sample_id = Cpt(Signal, value="", kind="config")
 
-    FAILED_STATES = frozenset({"jammed", "overtemp"})
+    FAILED_STATES = frozenset({"jammed", "overtemp", "stopped"})
 
     def set(self, value: MillProgram) -> DeviceStatus:  # type: ignore[override]
         """Check the program against the envelope, start milling; the status ends when the jar stops."""
@@ -60,8 +60,8 @@ class PlanetaryMill(ProgrammedDevice):
 
     def stop(self, *, success: bool = False) -> None:
         """Safe state: motor off. `success=True` (a RunEngine pause or suspension) ends the status normally."""
+        self.end_programme(success=success, reason="milling stopped")  # first: a reported "stopped" must not fail it
         self._halt_motor()
-        self.end_programme(success=success, reason="milling stopped")
 
     def failure_reason(self, state: str) -> str:
         return f"{self.name}: milling ended in state {state!r}"

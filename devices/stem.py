@@ -48,10 +48,15 @@ class _Detector(Device):
         assert isinstance(stem, Stem)
         if not stem.loaded_sample.get():
             raise LimitError(f"{stem.name}: no sample loaded")
+        self.check_settings()
         status = stem.timed_status(self.expected_instrument_s())
         return complete_in_thread(status, lambda: self._acquire(stem), f"{self.name}-acquire")
 
     def _acquire(self, stem: Stem) -> None:
+        raise NotImplementedError
+
+    def check_settings(self) -> None:
+        """Refuse settings outside the detector's envelope before the beam is unblanked."""
         raise NotImplementedError
 
     def expected_instrument_s(self) -> float:
@@ -73,6 +78,11 @@ class SurveyDetector(_Detector):
         self.haadf.shape = self.bf.shape = (n, n)
         stem.acquire_survey(self, n, float(self.pixel_nm.get()), float(self.dwell_us.get()))
 
+    def check_settings(self) -> None:
+        check_range("survey pixel size", float(self.pixel_nm.get()), 0.05, 50.0, "nm")
+        check_range("survey frame", float(self.shape_px.get()), 16, 4096, "px")
+        check_range("survey dwell", float(self.dwell_us.get()), 0.1, 1000.0, "µs")
+
     def expected_instrument_s(self) -> float:
         n = int(self.shape_px.get())
         return n * n * float(self.dwell_us.get()) * 1e-6 * FLYBACK_FACTOR
@@ -90,6 +100,11 @@ class SpedDetector(_Detector):
     def _acquire(self, stem: Stem) -> None:
         n = int(self.scan_px.get())
         stem.acquire_sped(self, n, float(self.step_nm.get()), float(self.dwell_ms.get()))
+
+    def check_settings(self) -> None:
+        check_range("SPED step", float(self.step_nm.get()), 0.5, 100.0, "nm")
+        check_range("SPED scan", float(self.scan_px.get()), 2, 512, "px")
+        check_range("SPED dwell", float(self.dwell_ms.get()), 0.1, 1000.0, "ms")
 
     def expected_instrument_s(self) -> float:
         n = int(self.scan_px.get())
@@ -152,6 +167,7 @@ class SimStem(SimBacked, Stem):
         self.sped.step_nm.put(sped.step_nm)
         self.sped.scan_px.put(sped.scan_shape[0])
         self.sped.dwell_ms.put(sped.dwell_ms)
+        self.probe_current_pa.put(stem.probe_current_pa)
 
     def stop(self, *, success: bool = False) -> None:
         super().stop(success=success)

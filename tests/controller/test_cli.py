@@ -116,3 +116,17 @@ def test_world_optimum_json(capsys: pytest.CaptureFixture[str]) -> None:
         "pressure_mpa",
         "ramp_rate_c_per_min",
     }
+
+
+def test_a_failed_experiment_exits_1_with_one_line_and_keeps_its_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = tmp_path / "faulty.toml"
+    world.write_text('[faults]\nforced = ["thermocouple_open"]\n')
+    argv = ["recipe", "run", str(WEISS_FILE), "--characterize", "none", "--json", "--world", str(world)]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().count("\n") == 0 and "thermocouple open circuit" in captured.err
+    result = json.loads(captured.out)
+    assert result["failure"].startswith("InterlockError") and result["properties"] == {}
+    assert Path(result["summary_png"]).exists()

@@ -38,6 +38,16 @@ def test_nothing_is_imaged_before_a_sample_is_loaded(tmp_path: Path) -> None:
         stem.survey.trigger()
 
 
+def test_detector_settings_outside_the_envelope_are_refused_before_imaging(tmp_path: Path) -> None:
+    lab = sintered(make_lab())
+    stem = SimStem(name="stem", lab=lab, data_dir=tmp_path)
+    stem.set("S1").wait(timeout=10)
+    stem.sped.dwell_ms.put(5000.0)
+    with pytest.raises(LimitError, match="SPED dwell"):
+        stem.sped.trigger()
+    assert stem.beam_blanked.get() is True
+
+
 def test_a_sample_that_was_never_sintered_cannot_be_loaded(tmp_path: Path) -> None:
     stem = SimStem(name="stem", lab=make_lab(), data_dir=tmp_path)
     with pytest.raises(UnknownSampleError):
