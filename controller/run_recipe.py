@@ -14,7 +14,7 @@ from rich.console import Console
 from controller.lab import build_sim_lab
 from controller.observations import ObservationCollector
 from controller.plans import SampleContext, make_sample
-from controller.plans.make_sample import Characterize
+from controller.plans.make_sample import Characterize, failure_reason
 from controller.progress import STAGES, StageProgress
 from controller.recipe import Recipe
 from controller.run_summary import plot_summary
@@ -83,7 +83,7 @@ def run_recipe(
         else:
             RE(make_sample(lab, ctx, characterize))
     except Exception as exc:  # the instruments are safe (finalize); report what failed, keep what was written
-        failure = _reason(exc)
+        failure = failure_reason(exc)
     finally:
         lab.close()
     wall = time.monotonic() - t0
@@ -110,9 +110,3 @@ def run_recipe(
         truth=truth,
         failure=failure,
     )
-
-
-def _reason(exc: BaseException) -> str:
-    """One line for a failed experiment: the device's own error if bluesky wrapped it."""
-    cause = exc.__cause__ or exc
-    return f"{type(cause).__name__}: {cause}".splitlines()[0]

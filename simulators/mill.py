@@ -39,9 +39,16 @@ def dose_rate_mj_per_kg_s(c: MillConstants, rpm: float, bpr: float) -> float:
     return c.dose_mj_per_kg_ref * (rpm / 600.0) ** 3 * (bpr / 10.0) / 3600.0
 
 
-def steady_vial_rise_c(c: MillConstants, rpm: float, bpr: float) -> float:
-    """Steady vial temperature rise above ambient: heating balances Newtonian cooling."""
-    return c.vial_heating_c_per_kw_s * power_kw(c, rpm, bpr) / c.vial_cooling_per_s
+def steady_vial_rise_c(c: MillConstants, rpm: float, bpr: float, overheat: float = 1.0) -> float:
+    """Steady vial temperature rise above ambient.
+
+    Linear in power at first (heating balances Newtonian cooling), saturating at `vial_rise_max_c` as the
+    jacket's forced-air and radiative losses grow: R = R_max·tanh(g·P/(k·R_max)). A failed cooling
+    (`overheat` > 1) raises both the heating and the ceiling.
+    """
+    ceiling = c.vial_rise_max_c * overheat
+    linear = c.vial_heating_c_per_kw_s * power_kw(c, rpm, bpr) * overheat / c.vial_cooling_per_s
+    return ceiling * math.tanh(linear / ceiling)
 
 
 def powder_from_history(
@@ -179,9 +186,9 @@ class MillPlant:
         rpm = self.speed_rpm
         self.max_rpm = max(self.max_rpm, rpm)
         self.dose_mj_per_kg += self.dose_efficiency * dose_rate_mj_per_kg_s(c, rpm, self.bpr) * h
-        heating = c.vial_heating_c_per_kw_s * power_kw(c, rpm, self.bpr) * self.faults.vial_overheat_factor
-        cooling = c.vial_cooling_per_s * (self.vial_temperature_c - c.ambient_c)
-        self.vial_temperature_c += (heating - cooling) * h
+        # first-order approach to the (saturating) steady rise of the present speed
+        target = steady_vial_rise_c(c, rpm, self.bpr, self.faults.vial_overheat_factor)
+        self.vial_temperature_c += c.vial_cooling_per_s * (target - (self.vial_temperature_c - c.ambient_c)) * h
         self.max_vial_temperature_c = max(self.max_vial_temperature_c, self.vial_temperature_c)
         self.caking_c_s += max(0.0, self.vial_temperature_c - c.caking_onset_c) * h
         if driving or rpm > 0:

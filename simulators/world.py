@@ -42,9 +42,10 @@ class MillConstants(_Section):
     wear_wt_pct_per_mj_per_kg: float = 0.008
     vial_heating_c_per_kw_s: float = Field(0.9, description="vial warming per kJ dissipated (lumped)")
     vial_cooling_per_s: float = Field(2.0e-3, description="Newtonian cooling rate of the vial")
+    vial_rise_max_c: float = Field(200.0, description="ceiling of the vial's rise above ambient (cooled jacket)")
     vial_power_kw_ref: float = Field(0.35, description="power dissipated at 600 rpm, BPR 10")
     ambient_c: float = 25.0
-    caking_onset_c: float = Field(150.0, description="vial temperature above which K smears and cakes")
+    caking_onset_c: float = Field(130.0, description="vial temperature above which K smears and cakes")
     caking_rate_per_c_h: float = 4.0e-4
 
 

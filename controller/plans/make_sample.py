@@ -54,3 +54,9 @@ def make_sample(lab: Lab, ctx: SampleContext, characterize: Characterize = "full
 
     plan = bpp.finalize_wrapper(_stages(), _safe_all())
     return (yield from bpp.suspend_wrapper(plan, lab_suspenders(lab)))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for a failed `make_sample`: the device's own error when bluesky wrapped it in FailedStatus."""
+    cause = exc.__cause__ or exc
+    return f"{type(cause).__name__}: {cause}".splitlines()[0]
