@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from controller.campaign.commands import CampaignInputError
 from controller.recipe import RecipeError, load_recipe, one_line
 from devices.envelope import LimitError
 from simulators.world import World, load_world
@@ -149,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     optimum.add_argument("--seed-search", type=int, default=0, help="seed of the optimiser")
     optimum.set_defaults(func=cmd_world_optimum)
 
+    from controller.campaign.commands import add_parser as add_campaign_parser
+
+    add_campaign_parser(sub)
+
     demo = sub.add_parser("demo", help="a few recipes on the simulated lab, with a summary")
     demo.add_argument("--out", default="runs/demo")
     demo.set_defaults(func=cmd_demo)
@@ -160,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (BadInputError, LimitError) as exc:
+    except (BadInputError, LimitError, CampaignInputError) as exc:
         print(f"grainloop: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -1,0 +1,321 @@
+"""The Bayesian agent: Sobol start, then GP surrogates and a constrained, pending-aware qLogNEI/qLogNEHVI.
+
+Proposal of a batch of n:
+
+1. While the ledger holds fewer than `n_initial` trials (suggested or injected, any status), designs come
+   from one scrambled Sobol sequence (pool mode: random unobserved rows) — as do all designs while fewer
+   than two successful observations exist.
+2. Otherwise GPs are fitted to the successful observations (`agents.bayesian.model`) and the rest of the
+   batch maximises the acquisition (`agents.bayesian.acquisition`) greedily, each pick becoming pending
+   for the next (`agents.bayesian.optimize`); every pending trial of the ledger is pending too.
+
+**Failed experiments are modelled, not dropped.** Once a trial has failed, a GP is fitted to the success
+indicator s (1 for each successful design, 0 for each failed one) over all observed designs, and the
+acquisition requires s ≥ ½ as one more outcome constraint: each quasi-MC sample's improvement is
+multiplied by a smoothed indicator of s(ξ) ≥ ½ (botorch's constraint weighting), so the acquisition near
+failed designs is scaled by the posterior probability that they succeed, while unexplored regions
+(s ≈ the mean success rate) stay open. The success GP's lengthscales have a floor (0.4 of the feature
+cube), so a failure shadows a neighbourhood rather than a speck. Failed designs are not in the
+objective's training data (there is no measurement): without this term the objective GP sees a hole
+there and proposes it again and again. Measured (`tests/agents/test_bayesian.py`): where every design
+with x0 > 0.6 fails and y grows towards x0 = 1, 10 of 30 model-based suggestions failed (probing the
+boundary, on which the feasible optimum lies) against 29 of 30 when failed trials are dropped. Random,
+location-independent failures leave s ≈ constant and the acquisition unchanged. A completed trial
+re-labelled failed later (`register_failure`) moves from the objective's data to the failures at the
+next fit.
+
+Robustness: replicates and near-duplicates are handled by the GPs' learned noise (with a floor); a
+failed fit falls back to the previous hyperparameters; any other error in the Bayesian step is logged
+and the batch is filled with space-filling designs — `suggest` never raises because of the model.
+`last_info` tells how the last batch was made.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.base import DEFAULT_CONSTRAINTS, LedgerAgent
+from agents.baselines import SobolStream
+from agents.bayesian.acquisition import build_acquisition, reference_point
+from agents.bayesian.expected_warnings import expected_warnings
+from agents.bayesian.model import FEASIBILITY, HyperparameterStore, Output, build_surrogate
+from agents.bayesian.optimize import optimize_pool, optimize_sequential
+from agents.bayesian.settings import AcquisitionSettings
+from agents.box_space import BoxSpace, PoolSpace, rows_to_points
+from agents.ledger import Trial
+from agents.outcomes import feasible
+from agents.space_base import Space
+
+log = logging.getLogger(__name__)
+MIN_SUCCESSES = 2
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread, then restore the setting.
+
+    The matrices here are small (a few hundred rows): one thread is as fast as two, is not slowed tenfold
+    when other processes load the cores (spinning OpenMP workers), and makes the floating-point path —
+    hence a restored agent's next suggestion — independent of the process's thread setting. The setting
+    is process-wide: torch work in other threads of the same process runs single-threaded meanwhile.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class BayesianAgent(LedgerAgent):
+    """Bayesian optimisation over a `Space` (continuous, route-mixed, or a pool of candidate rows).
+
+    Args:
+        space: the search space (`RecipeSpace`, `BoxSpace`, `PoolSpace`).
+        seed: seeds the Sobol design, the random pool picks and every model/acquisition step.
+        n_initial: trials (suggested or injected) before the first model-based proposal.
+        objective, direction: the outcome to optimise and whether to maximise or minimise it.
+        constraints: outcome constraints (name, ">=" | "<=", threshold), modelled by their own GPs.
+        mode: "single" (qLogNEI) or "multi" (qLogNEHVI on objective and `second_objective`).
+        second_objective: (name, direction) of the second objective; a recipe's `process_time_h` is
+            computed from the design (deterministic model) unless measured.
+        ref_point: hypervolume reference {name: value} in natural units; inferred from data if None.
+        pool: candidate designs (2-D array in `space.fields` order, or list of dicts); suggestions are
+            then unobserved, non-pending rows. Defaults to the rows of a `PoolSpace`.
+        settings: fit and acquisition budgets (`AcquisitionSettings` or a dict of its fields).
+    """
+
+    kind = "bayesian"
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        seed: int,
+        n_initial: int = 8,
+        objective: str = "trapped_field_t",
+        direction: str = "max",
+        constraints: Sequence[Sequence[Any]] = DEFAULT_CONSTRAINTS,
+        mode: str = "single",
+        second_objective: Sequence[str] = ("process_time_h", "min"),
+        ref_point: Mapping[str, float] | None = None,
+        pool: Any = None,
+        settings: AcquisitionSettings | Mapping[str, int] | None = None,
+        id_prefix: str | None = None,
+    ) -> None:
+        super().__init__(
+            space,
+            seed=seed,
+            objective=objective,
+            direction=direction,
+            constraints=constraints,
+            mode=mode,
+            second_objective=second_objective,
+            id_prefix=id_prefix,
+        )
+        if isinstance(n_initial, bool) or not isinstance(n_initial, int) or n_initial < 1:
+            raise ValueError(f"n_initial must be a positive integer, got {n_initial!r}")
+        self.n_initial = n_initial
+        if settings is None or isinstance(settings, AcquisitionSettings):
+            self.settings = settings or AcquisitionSettings()
+        else:
+            try:
+                self.settings = AcquisitionSettings(**settings)
+            except TypeError as exc:
+                raise ValueError(f"bad settings: {exc}") from None
+        if ref_point is not None:
+            if not self.goals.multi:
+                raise ValueError("ref_point only applies in mode='multi'")
+            if set(ref_point) != set(self.goals.names()):
+                raise ValueError(
+                    f"ref_point needs exactly the objectives {self.goals.names()}, got {sorted(ref_point)}"
+                )
+        self.ref_point = dict(ref_point) if ref_point is not None else None
+        self._pool_arg = None if pool is None else rows_to_points(space, pool)
+        pool_points = self._pool_arg
+        if pool_points is None and isinstance(space, PoolSpace):
+            pool_points = rows_to_points(space, space.rows)
+        self._pool: list[dict[str, Any]] | None = None
+        if pool_points is not None:
+            X = space.encode(pool_points)
+            _, first = np.unique(np.round(X, 9), axis=0, return_index=True)
+            keep = np.sort(first)  # unique designs, in table order
+            self._pool = [pool_points[i] for i in keep]
+            self._pool_X = X[keep]
+        self._hyper = HyperparameterStore()
+        self._sobol = SobolStream(space.unit_dim, self.seed)
+        self.last_info: dict[str, Any] = {}
+
+    # -- proposal ------------------------------------------------------------------------------------
+
+    def _propose(self, n: int) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        info: dict[str, Any] = {"space_filling": 0, "bayesian": 0, "fit": {}, "fallback": None}
+        successes, failures = self._observed()
+        n_fill = min(n, max(self.n_initial - len(self.ledger), 0))
+        if len(successes) < MIN_SUCCESSES:
+            n_fill = n
+        designs = self._space_filling(n_fill, chosen=[])
+        rest = n - len(designs)
+        if rest > 0:
+            try:
+                new = self._bayesian(rest, successes, failures, designs, info)
+                info["bayesian"] = len(new)
+                designs += new
+            except Exception as exc:  # never let the model stop a campaign
+                log.warning(
+                    "Bayesian proposal failed (%s: %s); proposing space-filling designs", type(exc).__name__, exc
+                )
+                info["fallback"] = f"{type(exc).__name__}: {exc}"
+                designs += self._space_filling(rest, chosen=designs)
+        info["space_filling"] = len(designs) - info["bayesian"]
+        info["seconds"] = time.perf_counter() - t0
+        self.last_info = info
+        return designs
+
+    def _observed(self) -> tuple[list[Trial], list[Trial]]:
+        """Successful and failed trials inside the campaign's space (injected designs outside it are not modelled)."""
+        succ, fail = [], []
+        for trial in self.ledger.with_status("completed", "failed"):
+            reason = self.space.contains(trial.params)
+            if reason is not None:
+                log.debug("trial %s is outside the campaign's space (%s); not modelled", trial.id, reason)
+            elif trial.status == "failed":
+                fail.append(trial)
+            elif all(v is not None for v in self.outcome_values(trial).values()):
+                succ.append(trial)
+        return succ, fail
+
+    def _space_filling(self, n: int, chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if n <= 0:
+            return []
+        if self._pool is None:
+            return self.space.from_unit(self._sobol.draw(n))
+        available = self._available_rows(chosen)
+        picks = self._rng.choice(len(available), size=min(n, len(available)), replace=False)
+        return [self._pool[available[int(i)]] for i in picks]
+
+    def _available_rows(self, chosen: list[dict[str, Any]]) -> list[int]:
+        """Pool rows neither observed, pending nor already chosen for this batch."""
+        used = [t.params for t in self.ledger.trials.values() if self.space.contains(t.params) is None] + chosen
+        taken = {tuple(row) for row in np.round(self.space.encode(used), 9)} if used else set()
+        return [i for i, row in enumerate(np.round(self._pool_X, 9)) if tuple(row) not in taken]
+
+    def _outputs(self, with_failures: bool) -> list[Output]:
+        outputs = [Output(f"objective:{o.name}", o.name, o.sign) for o in self.goals.objectives]
+        modelled = set(self.goals.names())
+        for c in self.goals.constraints:
+            if c.name not in modelled:
+                outputs.append(Output(f"constraint:{c.name}", c.name, 1.0))
+                modelled.add(c.name)
+        return [*outputs, FEASIBILITY] if with_failures else outputs
+
+    def _bayesian(
+        self,
+        q: int,
+        successes: list[Trial],
+        failures: list[Trial],
+        chosen: list[dict[str, Any]],
+        info: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        seed = int(self._rng.integers(0, 2**31 - 1))
+        space, settings = self.space, self.settings
+        outputs = self._outputs(bool(failures))
+        X = torch.as_tensor(space.encode([t.params for t in successes]), dtype=torch.float64)
+        values = [self.outcome_values(t) for t in successes]
+        targets = {o.key: torch.tensor([o.sign * v[o.name] for v in values]) for o in outputs if o is not FEASIBILITY}
+        if failures:
+            X_fail = torch.as_tensor(space.encode([t.params for t in failures]), dtype=torch.float64)
+            targets["feasibility:X"] = torch.cat([X, X_fail])
+            targets["feasibility"] = torch.cat([torch.ones(len(X)), torch.zeros(len(X_fail))]).double()
+        pending_designs = [t.params for t in self.ledger.with_status("pending")] + chosen
+        X_pending = torch.as_tensor(space.encode(pending_designs), dtype=torch.float64) if pending_designs else None
+        with torch.random.fork_rng(devices=[]), expected_warnings(), one_torch_thread():
+            torch.manual_seed(seed)
+            t0 = time.perf_counter()
+            model, info["fit"] = build_surrogate(
+                space, outputs, X, targets, self._hyper, (settings.fit_maxiter, settings.warm_fit_maxiter)
+            )
+            info["fit_seconds"] = time.perf_counter() - t0
+            ref = None
+            if self.goals.multi:
+                ok = [i for i, v in enumerate(values) if feasible(self.goals, v)] or list(range(len(values)))
+                Y = torch.tensor([[o.sign * values[i][o.name] for o in self.goals.objectives] for i in ok])
+                ref = reference_point(self.goals, Y.double(), self.ref_point)
+            acq = build_acquisition(
+                model, self.goals, outputs, X, X_pending, mc_samples=settings.mc_samples, seed=seed, ref_point=ref
+            )
+            t0 = time.perf_counter()
+            if self._pool is not None:
+                available = self._available_rows(chosen)
+                choices = torch.as_tensor(self._pool_X[available], dtype=torch.float64)
+                picked = optimize_pool(acq, choices, q, batch=settings.pool_batch)
+                info["acquisition_seconds"] = time.perf_counter() - t0
+                return [self._pool[available[i]] for i in picked]
+            generator = torch.Generator().manual_seed(seed)
+            X_new = optimize_sequential(
+                acq,
+                space,
+                q,
+                raw_samples=settings.raw_samples,
+                num_restarts=settings.num_restarts,
+                maxiter=settings.maxiter,
+                generator=generator,
+            )
+            info["acquisition_seconds"] = time.perf_counter() - t0
+        return space.decode(X_new.numpy())
+
+    # -- checkpoint ----------------------------------------------------------------------------------
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "n_initial": self.n_initial,
+            "ref_point": self.ref_point,
+            "pool": self._pool_arg,
+            "settings": self.settings.to_state(),
+        }
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"sobol": self._sobol.to_state(), "hyperparameters": self._hyper.to_state()}
+
+    def _restore_extra(self, state: Mapping[str, Any]) -> None:
+        self._sobol = SobolStream(self.space.unit_dim, state["sobol"]["seed"], state["sobol"]["drawn"])
+        self._hyper = HyperparameterStore(state["hyperparameters"])
+
+    def warm_up(self) -> float:
+        """Exercise fit and acquisition once on synthetic data over this agent's space; seconds taken."""
+        return warm_up(self.space)
+
+
+def warm_up(space: Space | None = None, *, n_points: int = 10) -> float:
+    """Fit and optimise once on synthetic data, so a service's first real suggestion is not the slow one.
+
+    Touches no agent's state and restores torch's global RNG. Returns the seconds it took.
+    """
+    t0 = time.perf_counter()
+    space = space or BoxSpace({f"x{i}": (0.0, 1.0) for i in range(6)})
+    with torch.random.fork_rng(devices=[]):
+        agent = BayesianAgent(
+            space,
+            seed=0,
+            n_initial=n_points,
+            objective="y",
+            constraints=(("c", ">=", 0.0),),
+            settings=AcquisitionSettings(raw_samples=32, num_restarts=2, maxiter=5, mc_samples=32),
+        )
+        designs = agent.suggest(n_points)
+        X = space.encode(designs)
+        observations = [
+            {**d, "y": float(-np.sum((x - 0.5) ** 2)), "c": float(x[0] - 0.1)} for d, x in zip(designs, X, strict=True)
+        ]
+        observations[-1] = {"_id": designs[-1]["_id"], "failed": True, "reason": "warm-up"}
+        agent.ingest(observations)
+        agent.suggest(1)
+    return time.perf_counter() - t0

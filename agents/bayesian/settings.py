@@ -1,0 +1,38 @@
+"""Knobs of the Bayesian agent's model fit and acquisition optimisation (kept in its checkpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AcquisitionSettings:
+    """Budgets sized so that `suggest(4)` at 200 observations takes about a second on two cores.
+
+    mc_samples: quasi-MC samples of the posterior per acquisition evaluation.
+    raw_samples: random candidates scored once per greedy step to pick the L-BFGS-B starts.
+    num_restarts: L-BFGS-B starts per greedy step (the best raw sample of every route among them).
+    maxiter: L-BFGS-B iterations per greedy step.
+    fit_maxiter: L-BFGS-B iterations of a marginal-likelihood fit from botorch's initial hyperparameters.
+    warm_fit_maxiter: the same for a fit that starts from the previous fit's hyperparameters; a fit cut
+        short carries its progress into the next one, so the cap bounds latency, not final quality.
+    pool_batch: pool rows scored per acquisition call in pool mode.
+    """
+
+    mc_samples: int = 128
+    raw_samples: int = 256
+    num_restarts: int = 4
+    maxiter: int = 10
+    fit_maxiter: int = 150
+    warm_fit_maxiter: int = 30
+    pool_batch: int = 512
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"AcquisitionSettings.{f.name} must be a positive integer, got {value!r}")
+
+    def to_state(self) -> dict[str, Any]:
+        return asdict(self)

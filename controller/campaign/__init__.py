@@ -1,0 +1,1 @@
+"""Closed-loop campaigns: configuration, journal, runner, report, command line."""

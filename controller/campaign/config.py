@@ -1,0 +1,43 @@
+"""A campaign's configuration: which agent, what budget, which world; validated like every other input."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from controller.recipe import ROUTE_SPACE, Recipe, recipe_bounds
+
+
+class CampaignConfig(BaseModel):
+    """Everything needed to run — and, after a crash, to resume — a closed-loop campaign."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent: Literal["bayes", "sobol", "random"] = "bayes"
+    budget_experiments: int = Field(20, ge=1, le=10_000, description="experiments, failed ones included")
+    budget_instrument_h: float | None = Field(None, gt=0, description="stop once the instruments ran this long")
+    batch: int = Field(1, ge=1, le=16, description="recipes proposed at once (q)")
+    seed: int = 0
+    characterize: Literal["none", "image", "full"] = "none"
+    fixed: dict[str, float | str] = Field(default_factory=dict, description="recipe fields held constant")
+    min_tc_k: float | None = Field(30.0, description="outcome constraint: Tc at least this")
+    target_trapped_field_t: float | None = Field(None, gt=0, description="stop once a sample traps this much")
+    patience: int | None = Field(None, ge=1, description="stop after this many experiments without improvement")
+    world: dict[str, Any] = Field(default_factory=dict, description="the simulated world (World.model_dump())")
+
+    @model_validator(mode="after")
+    def _fixed_fields_exist(self) -> CampaignConfig:
+        unknown = set(self.fixed) - set(Recipe.model_fields)
+        if unknown:
+            raise ValueError(f"fixed: unknown recipe field(s) {', '.join(sorted(unknown))}")
+        bounds = recipe_bounds()
+        for name, value in self.fixed.items():
+            if name == "route":
+                if value not in ROUTE_SPACE:
+                    raise ValueError(f"fixed: unknown route {value!r}")
+            elif name in bounds:
+                low, high = bounds[name]
+                if not (isinstance(value, int | float) and low <= value <= high):
+                    raise ValueError(f"fixed: {name} = {value!r} is outside [{low:g}, {high:g}]")
+        return self
