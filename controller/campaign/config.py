@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from controller.recipe import ROUTE_SPACE, Recipe, recipe_bounds
+from agents.space import RecipeSpace
 
 
 class CampaignConfig(BaseModel):
@@ -27,17 +27,6 @@ class CampaignConfig(BaseModel):
     world: dict[str, Any] = Field(default_factory=dict, description="the simulated world (World.model_dump())")
 
     @model_validator(mode="after")
-    def _fixed_fields_exist(self) -> CampaignConfig:
-        unknown = set(self.fixed) - set(Recipe.model_fields)
-        if unknown:
-            raise ValueError(f"fixed: unknown recipe field(s) {', '.join(sorted(unknown))}")
-        bounds = recipe_bounds()
-        for name, value in self.fixed.items():
-            if name == "route":
-                if value not in ROUTE_SPACE:
-                    raise ValueError(f"fixed: unknown route {value!r}")
-            elif name in bounds:
-                low, high = bounds[name]
-                if not (isinstance(value, int | float) and low <= value <= high):
-                    raise ValueError(f"fixed: {name} = {value!r} is outside [{low:g}, {high:g}]")
+    def _fixed_fields_fit_the_space(self) -> CampaignConfig:
+        RecipeSpace(fixed=self.fixed)  # one line of ValueError for an unknown field, route or bound
         return self

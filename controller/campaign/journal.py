@@ -39,7 +39,7 @@ campaigns = Table(
     Column("campaign_id", String, primary_key=True),
     Column("created_s", Float, nullable=False),
     Column("config", JSON, nullable=False),
-    Column("status", String, nullable=False),  # running | finished | stopped
+    Column("status", String, nullable=False),  # running | finished
     Column("agent_state", JSON),
     Column("stop_reason", String),
 )

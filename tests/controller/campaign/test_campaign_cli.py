@@ -13,7 +13,8 @@ from controller.cli import main
 @pytest.mark.parametrize(
     ("argv", "reason"),
     [
-        (["--fix", "colour=blue"], "unknown recipe field"),
+        (["--fix", "colour=blue"], "unknown field in fixed"),
+        (["--fix", "pressure_mpa=500"], "outside"),
         (["--fix", "mill_rpm=5000"], "outside"),
         (["--fix", "route"], "FIELD=VALUE"),
         (["--budget", "0"], "budget_experiments"),

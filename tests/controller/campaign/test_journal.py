@@ -71,7 +71,8 @@ def test_an_agent_state_that_is_not_json_is_refused_before_anything_is_written(j
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"fixed": {"colour": 1}}, "unknown recipe field"),
+        ({"fixed": {"colour": 1}}, "unknown field in fixed"),
+        ({"fixed": {"pressure_mpa": 150}}, "for route tube"),
         ({"fixed": {"route": "microwave"}}, "unknown route"),
         ({"fixed": {"mill_rpm": 5000}}, "outside"),
         ({"budget_experiments": 0}, "budget_experiments"),
