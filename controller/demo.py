@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from controller.campaign.commands import open_journal, print_step
+from controller.campaign.commands import open_journal, print_step, readable
 from controller.campaign.config import CampaignConfig
 from controller.campaign.report import plot_campaign
 from controller.campaign.results import best_so_far, campaign_dir
@@ -61,7 +61,7 @@ def run_demo(out_dir: Path) -> int:
     console.print(table)
     with console.status("searching the world's optimum on its noiseless model…"):
         optimum, best = world_optimum(world, maxiter=30, popsize=12)
-    recipe = {k: round(v, 3) if isinstance(v, float) else v for k, v in optimum.model_dump().items()}
+    recipe = readable(optimum.model_dump())
     console.print(f"the world's best recipe traps [bold]{best.trapped_field_t:.2f} T[/bold]: {recipe}")
     console.print("summary plots:\n  " + "\n  ".join(plots))
     run_demo_campaign(console, world, out_dir, optimum_t=best.trapped_field_t)
@@ -86,6 +86,6 @@ def run_demo_campaign(console: Console, world: World, out_dir: Path, *, optimum_
     if row is not None and found is not None:
         console.print(
             f"best after {len(rows)} experiments: [bold]{found:.3f} T[/bold] "
-            f"({100 * found / optimum_t:.0f} % of the optimum) — {row.recipe}"
+            f"({100 * found / optimum_t:.0f} % of the optimum) — {readable(row.recipe)}"
         )
     console.print(f"campaign plot: {png}")

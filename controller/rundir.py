@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -36,14 +37,23 @@ def _clean(value: Any) -> Any:
 
 
 class RunDirectoryWriter:
-    """A RunEngine subscriber: `RE.subscribe(RunDirectoryWriter(root))`."""
+    """A RunEngine subscriber: `RE.subscribe(RunDirectoryWriter(root))`.
+
+    Monitor events are dispatched from the device's own thread while the RunEngine's thread emits the
+    rest, so every write holds a lock: an unguarded text file interleaved and duplicated lines.
+    """
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.files: list[Path] = []
         self._fh: IO[str] | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        with self._lock:
+            self._write(name, doc)
+
+    def _write(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
             path = (
                 self.root

@@ -101,7 +101,12 @@ def _print_best(console: Console, summary: dict[str, Any]) -> None:
     if best is None:
         console.print("no successful experiment yet")
         return
-    console.print(f"best: {best['trapped_field_t']:.3f} T at step {best['step']} — {best['recipe']}")
+    console.print(f"best: {best['trapped_field_t']:.3f} T at step {best['step']} — {readable(best['recipe'])}")
+
+
+def readable(recipe: dict[str, Any]) -> str:
+    """A recipe as `field=value` pairs with 3 significant digits, for people."""
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in recipe.items())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
