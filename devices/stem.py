@@ -125,9 +125,6 @@ class Stem(LabDevice):
 
     def __init__(self, *args: Any, data_dir: Path | str = "data", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.set_data_dir(data_dir)
-
-    def set_data_dir(self, data_dir: Path | str) -> None:
         self.survey.writer = HDF5AssetWriter(data_dir)
         self.sped.writer = HDF5AssetWriter(data_dir)
 

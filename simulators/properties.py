@@ -10,7 +10,7 @@ with Kim's Jc(B) = Jc0/(1 + B/B0), solved in closed form.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -153,7 +153,3 @@ def measure(
         "relative_density": min(1.0, density),
         "phase_fractions_wt_pct": phases,
     }
-
-
-def as_dict(truth: TrueProperties) -> dict[str, object]:
-    return asdict(truth)

@@ -110,10 +110,6 @@ class Journal:
             raise KeyError(f"no campaign {campaign_id!r} in this journal")
         return dict(row)
 
-    def campaign_ids(self) -> list[str]:
-        with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(select(campaigns.c.campaign_id).order_by(campaigns.c.created_s))]
-
     def propose(self, campaign_id: str, rows: list[StepRow], agent_state: dict[str, Any]) -> None:
         """Record proposed steps and the agent state that proposed them, atomically; re-proposing is a no-op."""
         now = time.time()
