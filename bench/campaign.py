@@ -1,0 +1,308 @@
+"""Closed-loop campaigns: grainloop's Bayesian agent against Sobol, random and Ax's `Client`, per world.
+
+Every agent runs one trial at a time on the same `RecipeSpace()` (all routes, every axis free; trapped
+field maximised subject to Tc ≥ 30 K) against `controller.instant_lab` — the simulated lab's process
+model and property-station noise without the instruments' dynamics — so that hundreds of campaigns fit
+in minutes. Each world's optimum comes from `controller.yardstick.world_optimum` in the same run.
+
+A campaign *reaches* f of the optimum at the first experiment whose recipe truly traps ≥ f · optimum
+with a true Tc ≥ 30 K. Reported per world and agent, over seeds:
+
+- experiments to reach 90 % / 95 % (median; campaigns that did not reach it within their budget count
+  as "more than the budget", so a median above the budget prints as "> budget");
+- the true trapped field of the incumbent (best measured feasible sample, what the agent would
+  recommend) after 20 and after `--budget` experiments, as a fraction of the optimum;
+- acceleration factor vs random and vs Sobol: experiments the baseline needs ÷ experiments the agent
+  needs (medians), at 90 %. Random and Sobol also run a long campaign (`--baseline-budget`) to measure
+  what they need: random's expected count is total draws ÷ hits pooled over seeds (the geometric
+  distribution's estimate); with no hit it is a lower bound (printed with "≥");
+- decision latency: median seconds per proposed recipe (random and Sobol propose in chunks).
+
+    .venv/bin/python bench/campaign.py [--seeds 10] [--budget 40] [--agents bayes,ax,sobol,random]
+        [--worlds default,volatile-k] [--plot docs/img/campaign_bench.png] [--quick] [--json]
+
+Ax is optional (`pip install -e '.[bench]'`); without it the Ax rows are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from agents.baselines import RandomAgent, SobolAgent
+from agents.bayesian import BayesianAgent
+from agents.space import RecipeSpace
+from controller.instant_lab import instant_experiment
+from controller.yardstick import world_optimum
+from simulators.world import World, load_world
+
+ROOT = Path(__file__).resolve().parent.parent
+WORLDS = {"default": None, "volatile-k": ROOT / "examples/worlds/volatile-k.toml"}
+LEVELS = (0.90, 0.95)
+MIN_TC_K = 30.0
+BASELINE_CHUNK = 512
+
+
+@dataclass
+class Campaign:
+    """One campaign's record: per experiment, the true value and the incumbent's true value."""
+
+    true_t: list[float] = field(default_factory=list)
+    incumbent_true_t: list[float] = field(default_factory=list)
+    suggest_s: list[float] = field(default_factory=list)
+
+    def reached(self, threshold_t: float) -> int | None:
+        """1-based experiment at which a recipe truly trapping ≥ threshold was made; None if never."""
+        return next((i + 1 for i, v in enumerate(self.true_t) if v >= threshold_t), None)
+
+
+def make_agent(kind: str, seed: int) -> Any:
+    space = RecipeSpace()
+    if kind == "bayes":
+        return BayesianAgent(space, seed=seed)
+    if kind == "sobol":
+        return SobolAgent(space, seed=seed)
+    if kind == "random":
+        return RandomAgent(space, seed=seed)
+    if kind == "ax":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from ax_client_agent import AxClientAgent
+
+        return AxClientAgent(space, seed=seed, min_tc_k=MIN_TC_K)
+    raise ValueError(f"unknown agent {kind!r}")
+
+
+def run_campaign(agent: Any, world: World, budget: int, seed: int, batch: int = 1) -> Campaign:
+    """Suggest → experiment → ingest, `batch` recipes per round, `budget` experiments."""
+    rng = np.random.default_rng(10_000 + seed)  # the lab's noise: the same stream for every agent
+    record = Campaign()
+    best_measured = -math.inf
+    incumbent = 0.0
+    while len(record.true_t) < budget:
+        t0 = time.perf_counter()
+        points = agent.suggest(min(batch, budget - len(record.true_t)))
+        record.suggest_s.append((time.perf_counter() - t0) / max(len(points), 1))
+        outcomes = []
+        for point in points:
+            result = instant_experiment(world, point, rng)
+            true_tc_k, true_t = result.pop("true_tc_k"), result.pop("true_trapped_field_t")
+            true_t = true_t if true_tc_k >= MIN_TC_K else 0.0
+            outcomes.append({**point, **result})
+            if not result["failed"] and result["tc_k"] >= MIN_TC_K and result["trapped_field_t"] > best_measured:
+                best_measured, incumbent = result["trapped_field_t"], true_t
+            record.true_t.append(true_t)
+            record.incumbent_true_t.append(incumbent)
+        agent.ingest(outcomes)
+    return record
+
+
+def median_reach(campaigns: list[Campaign], threshold_t: float, budget: int) -> float:
+    """Median experiments to reach the threshold; campaigns that never did count as budget + 1."""
+    return statistics.median([c.reached(threshold_t) or budget + 1 for c in campaigns])
+
+
+def random_expectation(campaigns: list[Campaign], threshold_t: float) -> tuple[float, bool]:
+    """Expected experiments uniform random sampling needs: total draws ÷ hits, pooled (lower bound if 0 hits)."""
+    draws = sum(len(c.true_t) for c in campaigns)
+    hits = sum(sum(v >= threshold_t for v in c.true_t) for c in campaigns)
+    return (draws / hits, False) if hits else (float(draws), True)
+
+
+def fmt_reach(value: float, budget: int) -> str:
+    return f"> {budget}" if value > budget else f"{value:g}"
+
+
+def run_world(name: str, args: argparse.Namespace, agents: list[str], progress: Progress) -> dict[str, Any]:
+    world = load_world(WORLDS[name]) if WORLDS[name] else World()
+    task = progress.add_task(f"{name}: optimum", total=None)
+    _, optimum = world_optimum(world, maxiter=args.optimum_maxiter)
+    opt_t = optimum.trapped_field_t
+    results: dict[str, Any] = {"optimum_t": opt_t, "optimum_recipe": optimum.recipe, "agents": {}}
+    for kind in agents:
+        long_run = kind in ("sobol", "random")
+        budget = args.baseline_budget if long_run else args.budget
+        progress.update(task, description=f"{name}: {kind}", total=len(args.seed_list), completed=0)
+        campaigns = []
+        for seed in args.seed_list:
+            agent = make_agent(kind, seed)
+            campaigns.append(run_campaign(agent, world, budget, seed, BASELINE_CHUNK if long_run else 1))
+            progress.advance(task)
+        results["agents"][kind] = summarise(kind, campaigns, opt_t, args.budget, budget)
+    progress.remove_task(task)
+    add_acceleration(results["agents"])
+    return results
+
+
+def summarise(kind: str, campaigns: list[Campaign], opt_t: float, budget: int, ran: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"seeds": len(campaigns), "experiments_run": ran}
+    for level in LEVELS:
+        key = f"{round(level * 100)}"
+        out[f"reach_{key}_median"] = median_reach(campaigns, level * opt_t, ran)
+        out[f"reach_{key}_hits"] = sum(c.reached(level * opt_t) is not None for c in campaigns)
+        if kind == "random":
+            expected, lower = random_expectation(campaigns, level * opt_t)
+            out[f"reach_{key}_expected"], out[f"reach_{key}_lower_bound"] = expected, lower
+    for n in sorted({20, budget}):
+        values = [c.incumbent_true_t[min(n, len(c.incumbent_true_t)) - 1] / opt_t for c in campaigns]
+        out[f"incumbent_at_{n}_median"] = statistics.median(values)
+    curve = np.array([c.incumbent_true_t[:budget] for c in campaigns]) / opt_t
+    out["curve_median"] = np.median(curve, axis=0).round(4).tolist()
+    out["curve_q25"] = np.quantile(curve, 0.25, axis=0).round(4).tolist()
+    out["curve_q75"] = np.quantile(curve, 0.75, axis=0).round(4).tolist()
+    out["suggest_s_median"] = statistics.median(s for c in campaigns for s in c.suggest_s)
+    return out
+
+
+def add_acceleration(rows: dict[str, dict[str, Any]]) -> None:
+    """AF of every model-based agent vs random and Sobol at each level (None when the agent never got there)."""
+    for kind, row in rows.items():
+        if kind in ("random", "sobol"):
+            continue
+        for level in LEVELS:
+            key = f"{round(level * 100)}"
+            mine = row[f"reach_{key}_median"]
+            if mine > row["experiments_run"]:
+                continue
+            if "random" in rows:
+                r = rows["random"]
+                row[f"af_{key}_vs_random"] = r[f"reach_{key}_expected"] / mine
+                row[f"af_{key}_vs_random_lower_bound"] = r[f"reach_{key}_lower_bound"]
+            if "sobol" in rows:
+                s = rows["sobol"]
+                row[f"af_{key}_vs_sobol"] = s[f"reach_{key}_median"] / mine
+                row[f"af_{key}_vs_sobol_lower_bound"] = s[f"reach_{key}_median"] > s["experiments_run"]
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    budget = summary["budget"]
+    for name, res in summary["worlds"].items():
+        print(f"\nworld {name}: optimum {res['optimum_t']:.3f} T; {summary['seeds']} seeds, budget {budget}")
+        header = f"{'agent':8s} {'to 90 %':>9s} {'to 95 %':>9s} {'best@20':>8s} {f'best@{budget}':>8s}"
+        print(header + f" {'AF90 vs random':>15s} {'AF90 vs Sobol':>14s} {'s/recipe':>10s}")
+        for kind, row in res["agents"].items():
+            ran = row["experiments_run"]
+            reach = [fmt_reach(row[f"reach_{k}_median"], ran) for k in ("90", "95")]
+            if kind == "random":
+                reach = [
+                    ("≥ " if row[f"reach_{k}_lower_bound"] else "") + f"{row[f'reach_{k}_expected']:.0f}"
+                    for k in ("90", "95")
+                ]
+            af = []
+            for base in ("random", "sobol"):
+                value = row.get(f"af_90_vs_{base}")
+                af.append(
+                    "—" if value is None else ("≥ " if row[f"af_90_vs_{base}_lower_bound"] else "") + f"{value:.1f}"
+                )
+            print(
+                f"{kind:8s} {reach[0]:>9s} {reach[1]:>9s} {row['incumbent_at_20_median']:8.0%} "
+                f"{row[f'incumbent_at_{budget}_median']:8.0%} {af[0]:>15s} {af[1]:>14s} {row['suggest_s_median']:10.3f}"
+            )
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    worlds = summary["worlds"]
+    fig, axes = plt.subplots(1, len(worlds), figsize=(6 * len(worlds), 4.2), squeeze=False)
+    for ax, (name, res) in zip(axes[0], worlds.items(), strict=True):
+        for kind, row in res["agents"].items():
+            median = np.array(row["curve_median"])
+            n = np.arange(1, len(median) + 1)
+            (line,) = ax.plot(n, median, label=kind)
+            ax.fill_between(n, row["curve_q25"], row["curve_q75"], color=line.get_color(), alpha=0.15)
+        for level in LEVELS:
+            ax.axhline(level, color="grey", lw=0.6, ls=":")
+        ax.set(
+            title=f"{name} (optimum {res['optimum_t']:.2f} T)",
+            xlabel="experiment",
+            ylabel="incumbent's true trapped field / optimum",
+            ylim=(0, 1.02),
+        )
+        ax.legend(loc="lower right")
+    fig.suptitle(f"median and IQR over {summary['seeds']} seeds")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def available_agents(requested: list[str], note: Callable[[str], None]) -> list[str]:
+    out = []
+    for kind in requested:
+        if kind == "ax":
+            try:
+                import ax  # noqa: F401
+            except ImportError:
+                note("ax-platform is not installed (pip install -e '.[bench]'): skipping Ax")
+                continue
+        out.append(kind)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--budget", type=int, default=40, help="experiments per model-based campaign")
+    parser.add_argument("--baseline-budget", type=int, default=20_000, help="experiments per random/Sobol campaign")
+    parser.add_argument("--agents", default="bayes,ax,sobol,random")
+    parser.add_argument("--worlds", default="default,volatile-k")
+    parser.add_argument("--optimum-maxiter", type=int, default=80, help="differential-evolution iterations")
+    parser.add_argument("--plot", type=Path, help="write the curves to this PNG")
+    parser.add_argument("--quick", action="store_true", help="3 seeds, budget 20, one world, no Ax (< 2 min)")
+    parser.add_argument("--json", action="store_true", help="one summary object on stdout")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.budget, args.baseline_budget, args.optimum_maxiter = 3, 20, 2048, 30
+        args.agents, args.worlds = "bayes,sobol,random", "default"
+    worlds = args.worlds.split(",")
+    unknown = [w for w in worlds if w not in WORLDS]
+    if unknown or args.seeds < 1 or args.budget < 20:
+        parser.error(f"worlds must be among {list(WORLDS)}; --seeds ≥ 1; --budget ≥ 20")
+    args.seed_list = list(range(args.seeds))
+    agents = available_agents(args.agents.split(","), lambda m: print(m, file=sys.stderr))
+
+    logging.getLogger("agents").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)  # as the agent itself does; Ax otherwise spins both cores against each other
+    t0 = time.perf_counter()
+    summary: dict[str, Any] = {
+        "seeds": args.seeds,
+        "budget": args.budget,
+        "baseline_budget": args.baseline_budget,
+        "quick": args.quick,
+        "worlds": {},
+    }
+    with Progress(transient=True) as progress:
+        for name in worlds:
+            summary["worlds"][name] = run_world(name, args, agents, progress)
+    summary["wall_s"] = time.perf_counter() - t0
+    summary["load_average_1min"] = os.getloadavg()[0]
+    if args.plot:
+        plot(summary, args.plot)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_table(summary)
+        print(f"\nwall {summary['wall_s']:.0f} s" + (f"; plot {args.plot}" if args.plot else ""))
+
+
+if __name__ == "__main__":
+    main()
