@@ -2,7 +2,8 @@
 
 Layout: `<root>/<sample_id>/<stage>-<start uid[:8]>.jsonl`, arrays in `<root>/data/*.h5` (written by
 the detectors, referenced by resource/datum documents). Resource and datum documents arrive inside
-the run that uses them and are written to its file.
+the run that uses them and are written to its file. Runs may be open at the same time (a pipelined
+batch): each document goes to its own run's file, found through its start, descriptor or resource.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class RunDirectoryWriter:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.files: list[Path] = []
-        self._fh: IO[str] | None = None
+        self._open: dict[str, IO[str]] = {}  # start uid -> file of a run not yet stopped
+        self._parents: dict[str, str] = {}  # descriptor or resource uid -> start uid
         self._lock = threading.Lock()
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
@@ -61,18 +63,28 @@ class RunDirectoryWriter:
                 / f"{doc.get('stage', 'run')}-{doc['uid'][:8]}.jsonl"
             )
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._close()
-            self._fh = path.open("w")
+            self._open[doc["uid"]] = path.open("w")
             self.files.append(path)
-        if self._fh is not None:
-            self._fh.write(json.dumps([name, _clean(doc)], default=_jsonable, allow_nan=False) + "\n")
+        run = self._run_of(name, doc)
+        if run is None:
+            return
+        if name in ("descriptor", "resource", "stream_resource"):
+            self._parents[doc["uid"]] = run
+        fh = self._open[run]
+        fh.write(json.dumps([name, _clean(doc)], default=_jsonable, allow_nan=False) + "\n")
         if name == "stop":
-            self._close()
+            fh.close()
+            del self._open[run]
 
-    def _close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+    def _run_of(self, name: str, doc: dict[str, Any]) -> str | None:
+        """The open run a document belongs to; a stray document goes to the only open run, if one."""
+        if name == "start":
+            return doc["uid"]
+        parent = doc.get("run_start") or doc.get("descriptor") or doc.get("resource") or doc.get("stream_resource")
+        run = parent if parent in self._open else self._parents.get(parent)  # type: ignore[arg-type]
+        if run is None and len(self._open) == 1:
+            run = next(iter(self._open))
+        return run if run in self._open else None
 
 
 def replay(path: Path | str, callback: Callable[[str, dict[str, Any]], Any]) -> bool:

@@ -75,22 +75,24 @@ def _summary(journal: Journal, campaign_id: str, reason: str | None) -> dict[str
     }
 
 
-def _drive(journal: Journal, campaign_id: str, root: Path, as_json: bool) -> int:
-    from controller.campaign.runner import CampaignRunner  # imports the agents (torch): only when needed
+def _drive(journal: Journal, campaign_id: str, root: Path, as_json: bool, pipeline: bool = True) -> int:
+    from controller.campaign.runner import CampaignRunner, instrument_hours  # imports the agents (torch)
 
     console = Console(stderr=as_json)
     if not as_json:
         console.print(f"campaign [bold]{campaign_id}[/bold] — resume with: grainloop campaign resume {campaign_id}")
-    runner = CampaignRunner(journal, campaign_id, root, on_step=None if as_json else lambda o: print_step(console, o))
+    on_step = None if as_json else lambda o: print_step(console, o)
+    runner = CampaignRunner(journal, campaign_id, root, on_step=on_step, pipeline=pipeline)
     reason = runner.run()
     summary = _summary(journal, campaign_id, reason)
+    summary["instrument_h"] = instrument_hours(journal.steps(campaign_id))
     png = plot_campaign(journal.steps(campaign_id), campaign_dir(root, campaign_id) / "campaign.png",
                         min_tc_k=runner.config.min_tc_k)  # fmt: skip
     summary["report_png"] = str(png)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
-        console.print(f"stopped: {reason}")
+        console.print(f"stopped: {reason} — {summary['instrument_h']:.1f} instrument hours")
         _print_best(console, summary)
         console.print(f"report: {png}")
     return 0
@@ -137,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         journal.create_campaign(campaign_id, config.model_dump(mode="json"))
     except ValueError as exc:
         raise CampaignInputError(str(exc)) from None
-    return _drive(journal, campaign_id, root, args.json)
+    return _drive(journal, campaign_id, root, args.json, pipeline=not args.sequential)
 
 
 def _existing(args: argparse.Namespace) -> tuple[Journal, Path]:
@@ -154,7 +156,7 @@ def _existing(args: argparse.Namespace) -> tuple[Journal, Path]:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     journal, root = _existing(args)
-    return _drive(journal, args.campaign_id, root, args.json)
+    return _drive(journal, args.campaign_id, root, args.json, pipeline=not args.sequential)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -185,6 +187,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--budget", type=int, default=20, help="experiments (failed ones count)")
     run.add_argument("--budget-hours", type=float, help="instrument hours")
     run.add_argument("--batch", type=int, default=1, help="recipes proposed at once")
+    run.add_argument("--sequential", action="store_true", help="make a batch one sample after another")
     run.add_argument("--world", help="world TOML (default: the embedded default world)")
     run.add_argument("--seed", type=int, help="seed of the agent and the world")
     run.add_argument("--characterize", choices=("none", "image", "full"), default="none")
@@ -203,4 +206,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("campaign_id")
         p.add_argument("--data-dir")
         p.add_argument("--json", action="store_true")
+        if name == "resume":
+            p.add_argument("--sequential", action="store_true", help="make a batch one sample after another")
         p.set_defaults(func=func)

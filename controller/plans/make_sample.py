@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
@@ -31,6 +31,23 @@ def lab_suspenders(lab: Lab) -> list[SuspenderBase]:
     ]
 
 
+def sample_stages(lab: Lab, ctx: SampleContext, characterize: Characterize = "full") -> list[tuple[Any, Plan]]:
+    """The stages of one sample in order, each with the instrument it occupies."""
+    stages: list[tuple[Any, Plan]] = [(lab.mill, mill(lab, ctx)), (lab.furnace, sinter(lab, ctx))]
+    if characterize in ("image", "full"):
+        stages.append((lab.stem, survey_image(lab, ctx)))
+    if characterize == "full":
+        stages.append((lab.stem, sped_scan(lab, ctx)))
+    stages.append((lab.properties, measure_properties(lab, ctx)))
+    return stages
+
+
+def safe_all(lab: Lab) -> Plan:
+    """Stop every instrument: motor off, heater off and vented, beam blanked, magnet at zero."""
+    for dev in (lab.mill, lab.furnace, lab.stem, lab.properties):
+        yield from bps.stop(dev)
+
+
 def make_sample(lab: Lab, ctx: SampleContext, characterize: Characterize = "full") -> Plan:
     """Make and measure one sample. Yields one run per stage; every instrument ends safe.
 
@@ -39,20 +56,11 @@ def make_sample(lab: Lab, ctx: SampleContext, characterize: Characterize = "full
     """
 
     def _stages() -> Plan:
-        yield from mill(lab, ctx)
-        yield from sinter(lab, ctx)
-        if characterize in ("image", "full"):
-            yield from survey_image(lab, ctx)
-        if characterize == "full":
-            yield from sped_scan(lab, ctx)
-        yield from measure_properties(lab, ctx)
+        for _, stage in sample_stages(lab, ctx, characterize):
+            yield from stage
         yield from bps.mv(lab.store, (ctx.sample_id, "archive"))
 
-    def _safe_all() -> Plan:
-        for dev in (lab.mill, lab.furnace, lab.stem, lab.properties):
-            yield from bps.stop(dev)
-
-    plan = bpp.finalize_wrapper(_stages(), _safe_all())
+    plan = bpp.finalize_wrapper(_stages(), safe_all(lab))
     return (yield from bpp.suspend_wrapper(plan, lab_suspenders(lab)))
 
 

@@ -39,3 +39,29 @@ def test_a_torn_or_unfinished_run_file_is_not_replayed(tmp_path: Path) -> None:
     assert not replay(path, lambda *_: None)
     path.write_text('["start", {"uid": "a"}]\n')
     assert not replay(path, lambda *_: None)
+
+
+def test_overlapping_runs_each_get_their_own_file(tmp_path: Path) -> None:
+    writer = RunDirectoryWriter(tmp_path)
+    for run in ("a", "b"):
+        writer("start", {"uid": run * 36, "time": 0.0, "sample_id": f"S-{run}", "stage": "sinter"})
+    for run in ("a", "b", "a"):
+        writer("descriptor", {"uid": f"d{run}", "run_start": run * 36})
+        writer("resource", {"uid": f"r{run}", "run_start": run * 36})
+    for run in ("b", "a", "b"):
+        writer("event", {"uid": f"e{run}", "descriptor": f"d{run}"})
+        writer("datum", {"datum_id": f"x{run}", "resource": f"r{run}"})
+    writer("stop", {"uid": "sa", "run_start": "a" * 36, "exit_status": "success"})
+    writer("event", {"uid": "late", "descriptor": "db"})  # the other run is still open
+    writer("stop", {"uid": "sb", "run_start": "b" * 36, "exit_status": "success"})
+    for path, run in zip(writer.files, ("a", "b"), strict=True):
+        docs = [json.loads(line) for line in path.read_text().splitlines()]
+        assert docs[0] == ["start", {"uid": run * 36, "time": 0.0, "sample_id": f"S-{run}", "stage": "sinter"}]
+        assert docs[-1][0] == "stop" and docs[-1][1]["run_start"] == run * 36
+        assert {d.get("descriptor") or d.get("resource") or d.get("run_start") for _, d in docs[1:]} <= {
+            f"d{run}",
+            f"r{run}",
+            run * 36,
+        }
+    # b: start, descriptor, resource, 2 × (event, datum), the late event, stop
+    assert len(writer.files[1].read_text().splitlines()) == 9
