@@ -25,8 +25,9 @@ class AxClientAgent:
     def __init__(self, space: RecipeSpace, *, seed: int, min_tc_k: float = 30.0) -> None:
         from ax import ChoiceParameterConfig, Client, RangeParameterConfig
 
-        for name in ("ax", "pyro"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        for name in list(logging.root.manager.loggerDict):  # Ax logs every trial at INFO on its own handlers
+            if name.split(".")[0] in ("ax", "pyro"):
+                logging.getLogger(name).setLevel(logging.ERROR)
         self.space = space
         self.client = Client(random_seed=seed)
         parameters: list[Any] = [

@@ -8,18 +8,19 @@ in minutes. Each world's optimum comes from `controller.yardstick.world_optimum`
 A campaign *reaches* f of the optimum at the first experiment whose recipe truly traps ≥ f · optimum
 with a true Tc ≥ 30 K. Reported per world and agent, over seeds:
 
-- experiments to reach 90 % / 95 % (median; campaigns that did not reach it within their budget count
+- experiments to reach 70, 80, 90 and 95 % (median; campaigns that did not reach it within their budget count
   as "more than the budget", so a median above the budget prints as "> budget");
 - the true trapped field of the incumbent (best measured feasible sample, what the agent would
   recommend) after 20 and after `--budget` experiments, as a fraction of the optimum;
 - acceleration factor vs random and vs Sobol: experiments the baseline needs ÷ experiments the agent
-  needs (medians), at 90 %. Random and Sobol also run a long campaign (`--baseline-budget`) to measure
+  needs (medians), at each fraction. Random and Sobol also run a long campaign (`--baseline-budget`) to measure
   what they need: random's expected count is total draws ÷ hits pooled over seeds (the geometric
   distribution's estimate); with no hit it is a lower bound (printed with "≥");
 - decision latency: median seconds per proposed recipe (random and Sobol propose in chunks).
 
     .venv/bin/python bench/campaign.py [--seeds 10] [--budget 40] [--agents bayes,ax,sobol,random]
         [--worlds default,volatile-k] [--plot docs/img/campaign_bench.png] [--quick] [--json]
+    .venv/bin/python bench/campaign.py --from-json A.json [B.json …] [--plot OUT.png]   # re-print saved runs
 
 Ax is optional (`pip install -e '.[bench]'`); without it the Ax rows are skipped with a note.
 """
@@ -53,7 +54,7 @@ from simulators.world import World, load_world
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLDS = {"default": None, "volatile-k": ROOT / "examples/worlds/volatile-k.toml"}
-LEVELS = (0.90, 0.95)
+LEVELS = (0.70, 0.80, 0.90, 0.95)
 MIN_TC_K = 30.0
 BASELINE_CHUNK = 512
 
@@ -175,43 +176,54 @@ def add_acceleration(rows: dict[str, dict[str, Any]]) -> None:
             continue
         for level in LEVELS:
             key = f"{round(level * 100)}"
-            mine = row[f"reach_{key}_median"]
-            if mine > row["experiments_run"]:
+            mine = row.get(f"reach_{key}_median")
+            if mine is None or mine > row["experiments_run"]:
                 continue
-            if "random" in rows:
+            if f"reach_{key}_expected" in rows.get("random", {}):
                 r = rows["random"]
                 row[f"af_{key}_vs_random"] = r[f"reach_{key}_expected"] / mine
                 row[f"af_{key}_vs_random_lower_bound"] = r[f"reach_{key}_lower_bound"]
-            if "sobol" in rows:
+            if f"reach_{key}_median" in rows.get("sobol", {}):
                 s = rows["sobol"]
                 row[f"af_{key}_vs_sobol"] = s[f"reach_{key}_median"] / mine
                 row[f"af_{key}_vs_sobol_lower_bound"] = s[f"reach_{key}_median"] > s["experiments_run"]
 
 
+def _reach_cell(kind: str, row: dict[str, Any], key: str) -> str:
+    if f"reach_{key}_median" not in row:  # a summary saved with other levels
+        return "—"
+    if kind == "random":
+        return ("≥ " if row[f"reach_{key}_lower_bound"] else "") + f"{row[f'reach_{key}_expected']:.0f}"
+    return fmt_reach(row[f"reach_{key}_median"], row["experiments_run"])
+
+
+def _af_cell(row: dict[str, Any], key: str, base: str) -> str:
+    value = row.get(f"af_{key}_vs_{base}")
+    return "—" if value is None else ("≥ " if row[f"af_{key}_vs_{base}_lower_bound"] else "") + f"{value:.1f}"
+
+
 def print_table(summary: dict[str, Any]) -> None:
     budget = summary["budget"]
+    keys = [f"{round(level * 100)}" for level in LEVELS]
     for name, res in summary["worlds"].items():
         print(f"\nworld {name}: optimum {res['optimum_t']:.3f} T; {summary['seeds']} seeds, budget {budget}")
-        header = f"{'agent':8s} {'to 90 %':>9s} {'to 95 %':>9s} {'best@20':>8s} {f'best@{budget}':>8s}"
-        print(header + f" {'AF90 vs random':>15s} {'AF90 vs Sobol':>14s} {'s/recipe':>10s}")
+        print("experiments to reach a fraction of the optimum (median), incumbent's true value (median):")
+        header = f"{'agent':8s}" + "".join(f"{'to ' + k + ' %':>10s}" for k in keys)
+        print(header + f"{'best@20':>9s}{f'best@{budget}':>9s}{'s/recipe':>10s}")
         for kind, row in res["agents"].items():
-            ran = row["experiments_run"]
-            reach = [fmt_reach(row[f"reach_{k}_median"], ran) for k in ("90", "95")]
-            if kind == "random":
-                reach = [
-                    ("≥ " if row[f"reach_{k}_lower_bound"] else "") + f"{row[f'reach_{k}_expected']:.0f}"
-                    for k in ("90", "95")
-                ]
-            af = []
-            for base in ("random", "sobol"):
-                value = row.get(f"af_90_vs_{base}")
-                af.append(
-                    "—" if value is None else ("≥ " if row[f"af_90_vs_{base}_lower_bound"] else "") + f"{value:.1f}"
-                )
+            cells = "".join(f"{_reach_cell(kind, row, k):>10s}" for k in keys)
             print(
-                f"{kind:8s} {reach[0]:>9s} {reach[1]:>9s} {row['incumbent_at_20_median']:8.0%} "
-                f"{row[f'incumbent_at_{budget}_median']:8.0%} {af[0]:>15s} {af[1]:>14s} {row['suggest_s_median']:10.3f}"
+                f"{kind:8s}{cells}{row['incumbent_at_20_median']:9.0%}"
+                f"{row[f'incumbent_at_{budget}_median']:9.0%}{row['suggest_s_median']:10.3f}"
             )
+        print("acceleration factor (baseline's experiments ÷ agent's), per fraction of the optimum:")
+        print(f"{'agent':8s}{'vs':>8s}" + "".join(f"{k + ' %':>10s}" for k in keys))
+        for kind, row in res["agents"].items():
+            if kind in ("random", "sobol"):
+                continue
+            for base in ("random", "sobol"):
+                if base in res["agents"]:
+                    print(f"{kind:8s}{base:>8s}" + "".join(f"{_af_cell(row, k, base):>10s}" for k in keys))
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
@@ -244,6 +256,22 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One summary from runs with the same seeds and budget but different agents or worlds."""
+    first = summaries[0]
+    for other in summaries[1:]:
+        if (other["seeds"], other["budget"]) != (first["seeds"], first["budget"]):
+            raise SystemExit("bench/campaign.py: --from-json summaries differ in seeds or budget")
+    merged = {**first, "worlds": {}}
+    for summary in summaries:
+        for name, res in summary["worlds"].items():
+            world = merged["worlds"].setdefault(name, {**res, "agents": {}})
+            world["agents"].update(res["agents"])
+    for res in merged["worlds"].values():
+        add_acceleration(res["agents"])
+    return merged
+
+
 def available_agents(requested: list[str], note: Callable[[str], None]) -> list[str]:
     out = []
     for kind in requested:
@@ -268,7 +296,16 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="write the curves to this PNG")
     parser.add_argument("--quick", action="store_true", help="3 seeds, budget 20, one world, no Ax (< 2 min)")
     parser.add_argument("--json", action="store_true", help="one summary object on stdout")
+    parser.add_argument(
+        "--from-json", type=Path, nargs="+", help="print (and --plot) summaries saved by --json, merged; run nothing"
+    )
     args = parser.parse_args()
+    if args.from_json:
+        summary = merge([json.loads(path.read_text()) for path in args.from_json])
+        print_table(summary)
+        if args.plot:
+            plot(summary, args.plot)
+        return
     if args.quick:
         args.seeds, args.budget, args.baseline_budget, args.optimum_maxiter = 3, 20, 2048, 30
         args.agents, args.worlds = "bayes,sobol,random", "default"

@@ -73,3 +73,16 @@ def test_bad_arguments_exit_2() -> None:
         [sys.executable, str(ROOT / "bench/campaign.py"), "--worlds", "mars"], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "worlds must be among" in proc.stderr
+
+
+def test_saved_runs_merge_per_world_and_refuse_different_seeds(bench: ModuleType) -> None:
+    def summary(agent: str, row: dict, seeds: int = 10) -> dict:
+        return {"seeds": seeds, "budget": 40, "worlds": {"default": {"optimum_t": 2.0, "agents": {agent: row}}}}
+
+    bayes = {"experiments_run": 40, "reach_90_median": 10}
+    random = {"reach_90_expected": 50.0, "reach_90_lower_bound": False}
+    merged = bench.merge([summary("bayes", bayes), summary("random", random)])
+    assert set(merged["worlds"]["default"]["agents"]) == {"bayes", "random"}
+    assert merged["worlds"]["default"]["agents"]["bayes"]["af_90_vs_random"] == 5.0
+    with pytest.raises(SystemExit):
+        bench.merge([summary("bayes", bayes), summary("random", random, seeds=3)])
