@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from botorch.acquisition.monte_carlo import qUpperConfidenceBound
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.objective import GenericMCObjective
@@ -82,11 +83,23 @@ def build_acquisition(
     mc_samples: int,
     seed: int,
     ref_point: torch.Tensor | None = None,
+    ucb_beta: float | None = None,
 ) -> AcquisitionFunction:
-    """qLogNEI on output 0, or qLogNEHVI on outputs 0..m−1, with every constraint of `goals`."""
+    """qLogNEI on output 0, or qLogNEHVI on outputs 0..m−1, with every constraint of `goals`.
+
+    With `ucb_beta` and nothing to constrain (no outcome constraint, no failure modelled): qUCB on output 0.
+    """
     constraints = constraint_callables(goals, outputs) or None
     sampler = make_sampler(model, X_baseline.shape[-1], mc_samples, seed)
     pending = X_pending if X_pending is not None and len(X_pending) else None
+    if ucb_beta is not None and not goals.multi and constraints is None:
+        return qUpperConfidenceBound(
+            model,
+            beta=ucb_beta,
+            sampler=sampler,
+            objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]),
+            X_pending=pending,
+        )
     if not goals.multi:
         return qLogNoisyExpectedImprovement(
             model,

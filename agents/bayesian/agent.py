@@ -107,7 +107,7 @@ class BayesianAgent(LedgerAgent):
         second_objective: Sequence[str] = ("process_time_h", "min"),
         ref_point: Mapping[str, float] | None = None,
         pool: Any = None,
-        settings: AcquisitionSettings | Mapping[str, int] | None = None,
+        settings: AcquisitionSettings | Mapping[str, Any] | None = None,
         id_prefix: str | None = None,
     ) -> None:
         super().__init__(
@@ -130,6 +130,8 @@ class BayesianAgent(LedgerAgent):
                 self.settings = AcquisitionSettings(**settings)
             except TypeError as exc:
                 raise ValueError(f"bad settings: {exc}") from None
+        if self.settings.ucb_beta is not None and (self.goals.multi or self.goals.constraints):
+            raise ValueError("settings.ucb_beta needs mode='single' and no outcome constraints (qUCB ignores them)")
         if ref_point is not None:
             if not self.goals.multi:
                 raise ValueError("ref_point only applies in mode='multi'")
@@ -250,7 +252,15 @@ class BayesianAgent(LedgerAgent):
                 Y = torch.tensor([[o.sign * values[i][o.name] for o in self.goals.objectives] for i in ok])
                 ref = reference_point(self.goals, Y.double(), self.ref_point)
             acq = build_acquisition(
-                model, self.goals, outputs, X, X_pending, mc_samples=settings.mc_samples, seed=seed, ref_point=ref
+                model,
+                self.goals,
+                outputs,
+                X,
+                X_pending,
+                mc_samples=settings.mc_samples,
+                seed=seed,
+                ref_point=ref,
+                ucb_beta=settings.ucb_beta,
             )
             t0 = time.perf_counter()
             if self._pool is not None:

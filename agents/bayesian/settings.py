@@ -27,9 +27,15 @@ class AcquisitionSettings:
     fit_maxiter: int = 150
     warm_fit_maxiter: int = 30
     pool_batch: int = 512
+    ucb_beta: float | None = None
 
     def __post_init__(self) -> None:
+        beta = self.ucb_beta
+        if beta is not None and (isinstance(beta, bool) or not isinstance(beta, int | float) or not beta > 0):
+            raise ValueError(f"AcquisitionSettings.ucb_beta must be None or a positive number, got {beta!r}")
         for f in fields(self):
+            if f.name == "ucb_beta":
+                continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"AcquisitionSettings.{f.name} must be a positive integer, got {value!r}")
