@@ -45,9 +45,8 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from agents.baselines import RandomAgent, SobolAgent
-from agents.bayesian import BayesianAgent
 from agents.space import RecipeSpace
+from controller.campaign.agent_factory import AGENTS
 from controller.instant_lab import instant_experiment
 from controller.yardstick import world_optimum
 from simulators.world import World, load_world
@@ -73,13 +72,10 @@ class Campaign:
 
 
 def make_agent(kind: str, seed: int) -> Any:
+    """A campaign's agent (`controller.campaign.agent_factory.AGENTS`, default Tc ≥ 30 K) or the Ax anchor."""
     space = RecipeSpace()
-    if kind == "bayes":
-        return BayesianAgent(space, seed=seed)
-    if kind == "sobol":
-        return SobolAgent(space, seed=seed)
-    if kind == "random":
-        return RandomAgent(space, seed=seed)
+    if kind in AGENTS:
+        return AGENTS[kind](space, seed=seed)
     if kind == "ax":
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from ax_client_agent import AxClientAgent

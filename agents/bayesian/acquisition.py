@@ -92,20 +92,15 @@ def build_acquisition(
     constraints = constraint_callables(goals, outputs) or None
     sampler = make_sampler(model, X_baseline.shape[-1], mc_samples, seed)
     pending = X_pending if X_pending is not None and len(X_pending) else None
+    first_output = GenericMCObjective(lambda Z, X=None: Z[..., 0])
     if ucb_beta is not None and not goals.multi and constraints is None:
-        return qUpperConfidenceBound(
-            model,
-            beta=ucb_beta,
-            sampler=sampler,
-            objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]),
-            X_pending=pending,
-        )
+        return qUpperConfidenceBound(model, beta=ucb_beta, sampler=sampler, objective=first_output, X_pending=pending)
     if not goals.multi:
         return qLogNoisyExpectedImprovement(
             model,
             X_baseline=X_baseline,
             sampler=sampler,
-            objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]),
+            objective=first_output,
             constraints=constraints,
             X_pending=pending,
             prune_baseline=True,

@@ -29,9 +29,15 @@ def loss(row: dict[str, Any]) -> float:
     return float(np.sum(((x - centre) / scale) ** 2))
 
 
-def new_agent(X: np.ndarray, seed: int, n_initial: int = 2) -> BayesianAgent:
+def new_agent(X: np.ndarray, seed: int, n_initial: int = 2, settings: Any = None) -> BayesianAgent:
     return BayesianAgent(
-        PoolSpace(COLUMNS, X), seed=seed, n_initial=n_initial, objective="loss", direction="min", constraints=()
+        PoolSpace(COLUMNS, X),
+        seed=seed,
+        n_initial=n_initial,
+        objective="loss",
+        direction="min",
+        constraints=(),
+        settings=settings,
     )
 
 
@@ -61,15 +67,7 @@ def test_pool_mode_finds_good_rows_sooner_than_random() -> None:
     losses = np.array([loss(dict(zip(COLUMNS, r, strict=True))) for r in X])
     bo, random = [], []
     for seed in range(5):
-        agent = BayesianAgent(
-            PoolSpace(COLUMNS, X),
-            seed=seed,
-            n_initial=2,
-            objective="loss",
-            direction="min",
-            constraints=(),
-            settings=FAST,
-        )
+        agent = new_agent(X, seed, settings=FAST)
         for _ in range(12):
             agent.ingest([{**p, "loss": loss(p)} for p in agent.suggest(1)])
         bo.append(int(np.sum(losses < agent.get_best_points()[0]["loss"] - 1e-12)))
@@ -106,16 +104,7 @@ def test_ucb_finds_several_of_the_best_rows_and_survives_a_checkpoint() -> None:
     top = set(np.argsort(losses)[:15].tolist())
     found_bo, found_random = [], []
     for seed in range(5):
-        settings = {**FAST.to_state(), "ucb_beta": 0.25}
-        agent = BayesianAgent(
-            PoolSpace(COLUMNS, X),
-            seed=seed,
-            n_initial=2,
-            objective="loss",
-            direction="min",
-            constraints=(),
-            settings=settings,
-        )
+        agent = new_agent(X, seed, settings={**FAST.to_state(), "ucb_beta": 0.25})
         seen = []
         for step in range(30):
             if step == 15:
@@ -132,9 +121,7 @@ def test_ucb_finds_several_of_the_best_rows_and_survives_a_checkpoint() -> None:
 @pytest.mark.parametrize("beta", [0, -1.0, "0.2", True])
 def test_a_bad_ucb_beta_is_refused(beta: Any) -> None:
     with pytest.raises(ValueError, match="ucb_beta"):
-        BayesianAgent(
-            PoolSpace(COLUMNS, table(20)), seed=0, objective="loss", constraints=(), settings={"ucb_beta": beta}
-        )
+        new_agent(table(20), 0, settings={"ucb_beta": beta})
 
 
 def test_ucb_is_refused_with_outcome_constraints() -> None:

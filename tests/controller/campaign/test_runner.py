@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,21 @@ def _journal_rows(db: Path) -> list[tuple[int, str]]:
         return []
 
 
+def _sigkill_when(proc: subprocess.Popen, ready: Callable[[], bool], poll_s: float, never: str) -> None:
+    """Poll `ready` (for at most 120 s) while the process lives, then SIGKILL it; fail with `never` if not."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if ready():
+            break
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        time.sleep(poll_s)
+    else:
+        proc.kill()
+        pytest.fail(never)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
 def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "GRAINLOOP_DATA_DIR": str(tmp_path)}
     base = [sys.executable, "-m", "controller.cli", "campaign"]
@@ -82,18 +98,12 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
         [*run, "--time-acceleration", "20000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     db = tmp_path / "grainloop.db"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def in_third_experiment() -> bool:
         rows = _journal_rows(db)
-        if sum(1 for _, s in rows if s == "done") >= 2 and any(s == "running" for _, s in rows):
-            break
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("the campaign never reached its third experiment")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+        return sum(1 for _, s in rows if s == "done") >= 2 and any(s == "running" for _, s in rows)
+
+    _sigkill_when(proc, in_third_experiment, 0.05, "the campaign never reached its third experiment")
     killed_in = [step for step, s in _journal_rows(db) if s == "running"]
     assert killed_in, "the kill should land inside a running experiment"
 
@@ -174,17 +184,11 @@ def test_kill_9_in_the_middle_of_a_batch_then_resume_loses_and_repeats_nothing(t
         [*run, "--time-acceleration", "20000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     db, root = tmp_path / "grainloop.db", tmp_path / "campaigns" / "C-kb"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if len(_measured(root)) in (1, 2) and [s for _, s in _journal_rows(db)] == ["running"] * 3:
-            break
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        time.sleep(0.005)
-    else:
-        proc.kill()
-        pytest.fail("the kill never landed inside the batch")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+
+    def inside_the_batch() -> bool:
+        return len(_measured(root)) in (1, 2) and [s for _, s in _journal_rows(db)] == ["running"] * 3
+
+    _sigkill_when(proc, inside_the_batch, 0.005, "the kill never landed inside the batch")
     measured_before = _measured(root)
 
     resumed = subprocess.run([*base, "resume", "C-kb", "--json"], env=env, capture_output=True, timeout=300)
