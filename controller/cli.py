@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from agents.segmentation.image_input import ImageError
 from controller.campaign.commands import CampaignInputError
 from controller.recipe import RecipeError, load_recipe, one_line
 from devices.envelope import LimitError
@@ -154,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_campaign_parser(sub)
 
+    from agents.segmentation.commands import add_parser as add_seg_parser
+
+    add_seg_parser(sub)
+
     demo = sub.add_parser("demo", help="a few recipes on the simulated lab, with a summary")
     demo.add_argument("--out", default="runs/demo")
     demo.set_defaults(func=cmd_demo)
@@ -165,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (BadInputError, LimitError, CampaignInputError) as exc:
+    except (BadInputError, LimitError, CampaignInputError, ImageError) as exc:
         print(f"grainloop: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
