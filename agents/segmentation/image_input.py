@@ -1,7 +1,10 @@
 """Images into the segmentation agent: loading, validation and intensity normalisation.
 
-Every path into a `Segmenter` goes through here, so bad input fails the same way everywhere: an
-`ImageError` (a `ValueError`) that names what was wrong, never a crash deep inside torch or scipy.
+Images are channels-first float32 arrays (C, H, W). A STEM survey has two channels, HAADF then BF
+(HAADF shows phases and pores by Z-contrast; grains of one phase differ only in BF, by diffraction
+contrast); a plain micrograph has one. Every path into a `Segmenter` goes through here, so bad input
+fails the same way everywhere: an `ImageError` (a `ValueError`) that names what was wrong, never a crash
+deep inside torch or scipy.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import numpy as np
 
 MIN_SIDE_PX = 16
 """Smaller images carry no microstructure worth segmenting (and break the encoder's pooling)."""
+MAX_CHANNELS = 4
+STEM_CHANNELS = ("haadf", "bf")
+"""Datasets of a survey HDF5 file (`entry/haadf`, `entry/bf`), in channel order."""
 
 
 class ImageError(ValueError):
@@ -19,7 +25,10 @@ class ImageError(ValueError):
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """A 2-D float32 image from TIFF, PNG/JPEG or .npy; colour images are averaged to grey."""
+    """A (C, H, W) float32 image from TIFF, PNG/JPEG, .npy or a STEM survey HDF5 file (HAADF, BF).
+
+    Colour (RGB/RGBA) images are averaged to one grey channel.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
@@ -27,6 +36,8 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         if suffix == ".npy":
             array = np.load(path, allow_pickle=False)
+        elif suffix in (".h5", ".hdf5", ".hdf"):
+            array = _read_survey_hdf5(path)
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
@@ -43,25 +54,56 @@ def load_image(path: str | Path) -> np.ndarray:
     return validate_image(array, source=str(path))
 
 
-def validate_image(image: object, source: str = "image") -> np.ndarray:
-    """The image as a finite 2-D float32 array; colour (H, W, 3|4) is averaged to grey.
+def _read_survey_hdf5(path: Path) -> np.ndarray:
+    import h5py
 
+    with h5py.File(path, "r") as fh:
+        missing = [k for k in STEM_CHANNELS if f"entry/{k}" not in fh]
+        if missing:
+            raise ImageError(f"{path}: not a STEM survey file (no entry/{', entry/'.join(missing)})")
+        return np.stack([np.asarray(fh[f"entry/{k}"]) for k in STEM_CHANNELS])
+
+
+def survey_pixel_nm(path: str | Path) -> float | None:
+    """The pixel size a STEM survey HDF5 file records, else None."""
+    path = Path(path)
+    if path.suffix.lower() not in (".h5", ".hdf5", ".hdf"):
+        return None
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            value = fh["entry"].attrs.get("pixel_nm") if "entry" in fh else None
+    except OSError:
+        return None
+    return float(value) if value is not None else None
+
+
+def validate_image(image: object, source: str = "image") -> np.ndarray:
+    """The image as a finite (C, H, W) float32 array.
+
+    Accepts (H, W); (H, W, 3|4) colour, averaged to one grey channel; (C, H, W) with C ≤ 4 channels.
     Raises `ImageError` for non-arrays, non-numeric dtypes, wrong shapes, tiny or empty images and
-    images with no finite pixel.
+    images with no finite pixel (non-finite pixels among finite ones are set to the median).
     """
-    array = np.asarray(image) if not isinstance(image, np.ndarray) else image
+    try:
+        array = image if isinstance(image, np.ndarray) else np.asarray(image)
+    except Exception as exc:
+        raise ImageError(f"{source}: not an array ({type(exc).__name__}: {exc})") from exc
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise ImageError(f"{source}: expected a numeric array, got dtype {array.dtype}")
     if np.issubdtype(array.dtype, np.complexfloating):
         raise ImageError(f"{source}: complex images are not supported")
-    if array.ndim == 3 and array.shape[-1] in (3, 4):
-        array = array[..., :3].astype(np.float32).mean(axis=-1)
-    elif array.ndim == 3 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim != 2:
-        raise ImageError(f"{source}: expected a 2-D image (or H×W×3/4 colour), got shape {array.shape}")
-    if min(array.shape) < MIN_SIDE_PX:
-        raise ImageError(f"{source}: image {array.shape} is smaller than {MIN_SIDE_PX}×{MIN_SIDE_PX} pixels")
+    if array.ndim == 2:
+        array = array[None]
+    elif array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] > MAX_CHANNELS:
+        array = array[..., :3].astype(np.float32).mean(axis=-1)[None]
+    if array.ndim != 3 or not 1 <= array.shape[0] <= MAX_CHANNELS:
+        raise ImageError(
+            f"{source}: expected (H, W), (H, W, 3|4) colour or (C ≤ {MAX_CHANNELS}, H, W), got shape {array.shape}"
+        )
+    if min(array.shape[1:]) < MIN_SIDE_PX:
+        raise ImageError(f"{source}: image {array.shape[1:]} is smaller than {MIN_SIDE_PX}×{MIN_SIDE_PX} pixels")
     array = array.astype(np.float32, copy=False)
     finite = np.isfinite(array)
     if not finite.any():
@@ -72,7 +114,10 @@ def validate_image(image: object, source: str = "image") -> np.ndarray:
 
 
 def normalise(image: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
-    """Robust scaling to about [0, 1] by percentiles, so dose and detector gain don't matter."""
-    lo, hi = np.percentile(image, [low_pct, high_pct])
-    scale = float(hi - lo) if hi > lo else 1.0
-    return ((image - lo) / scale).astype(np.float32)
+    """Per-channel robust scaling of a (C, H, W) image to about [0, 1] by percentiles (dose and gain drop out)."""
+    out = np.empty_like(image, dtype=np.float32)
+    for c, channel in enumerate(image):
+        lo, hi = np.percentile(channel, [low_pct, high_pct])
+        scale = float(hi - lo) if hi > lo else 1.0
+        out[c] = (channel - lo) / scale
+    return out

@@ -21,7 +21,12 @@ class Segmenter(Protocol):
 
     name: str
     classes: tuple[str, ...]
+    in_channels: int
+    """Channels the segmenter needs: 2 for a STEM survey (HAADF, BF), 1 for a plain micrograph."""
 
     def predict(self, image: np.ndarray) -> np.ndarray:
-        """(H, W) uint8 class ids for a validated (H, W) float32 image of any size."""
+        """(H, W) uint8 class ids for a validated (C, H, W) float32 image of any size.
+
+        Raises `ImageError` when C differs from `in_channels`.
+        """
         ...
