@@ -12,6 +12,14 @@ A continuous axis with bounds [lo, hi] maps to u = (t(x) − t(lo)) / (t(hi) −
 are mapped through the bounds of the recipe's own route (`ROUTE_SPACE`), so u = 1 is "as hard as this
 route goes" and one continuous GP serves every route. An axis that is degenerate for a route (a tube's
 pressure, always 0) is encoded as 0 and held there during optimisation (`project`).
+
+A recipe space also gives the models two process-physics inputs beside the feature cube
+(`model_features_torch`), because the good recipes lie along ridges that are diagonal in the recipe's own
+axes: the milling dose ln(rpm³ · t_mill · BPR) (science.md §3: D ∝ Ω³·t·BPR, so more speed buys less
+time) and the thermal budget ln t_dwell − Q/(R·T_dwell) with Q = 250 kJ/mol (science.md §5: every
+thermally activated step integrates t·e^(−Q/RT), so a hotter, shorter dwell does the same work).
+Measured on the simulated lab (bench/campaign.py, 10 seeds, incumbent's true value after 40 experiments):
+77 → 85 % of the optimum on the default world, 63 → 75 % on the second one.
 """
 
 from __future__ import annotations
@@ -32,6 +40,14 @@ if TYPE_CHECKING:
 __all__ = ["AMBIENT_C", "BoxSpace", "PoolSpace", "RecipeSpace", "Space", "process_time_h", "space_from_state"]
 
 AMBIENT_C = 25.0
+SINTER_ACTIVATION_J_PER_MOL = 250e3
+"""Q of densification (science.md §5): the thermal budget's activation energy."""
+GAS_CONSTANT_J_PER_MOL_K = 8.314
+MODEL_FEATURES: dict[str, tuple[str, ...]] = {
+    "milling_dose": ("mill_rpm", "milling_time_h", "ball_to_powder_ratio"),
+    "thermal_budget": ("dwell_temperature_c", "dwell_time_h"),
+}
+"""Process-physics model inputs and the recipe fields each is computed from."""
 """Start and end temperature of a furnace programme (the simulators' ideal profile)."""
 ROUTE_AXES = ("pressure_mpa", "ramp_rate_c_per_min")
 FIELDS: tuple[str, ...] = tuple(Recipe.model_fields)
@@ -52,7 +68,8 @@ class RecipeSpace(Space):
     """The `Recipe` decision space of one campaign: free axes, allowed routes, fixed parameters.
 
     `fixed` pins fields for the whole campaign (`{"route": "hip", "ball_to_powder_ratio": 10}`); `routes`
-    restricts the route categorical; `bounds` narrows shared continuous axes inside the recipe's bounds.
+    restricts the route categorical; `bounds` narrows shared continuous axes inside the recipe's bounds;
+    `physics_features` gives the models the milling dose and thermal budget as extra inputs.
     """
 
     kind = "recipe"
@@ -63,8 +80,10 @@ class RecipeSpace(Space):
         *,
         routes: Sequence[str] | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
+        physics_features: bool = True,
     ) -> None:
         fixed = dict(fixed or {})
+        self.physics_features = bool(physics_features)
         bounds = {k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()}
         unknown = sorted(set(fixed) - set(FIELDS))
         if unknown:
@@ -130,6 +149,7 @@ class RecipeSpace(Space):
             "fixed": self.fixed,
             "routes": list(self.routes),
             "bounds": {k: list(v) for k, v in self.bounds_override.items()},
+            "physics_features": self.physics_features,
         }
 
     def validate(self, point: Mapping[str, Any]) -> dict[str, Any]:
@@ -243,6 +263,28 @@ class RecipeSpace(Space):
         rise = (values["dwell_temperature_c"] - AMBIENT_C).clamp_min(0.0)
         return values["milling_time_h"] + values["dwell_time_h"] + 2.0 * rise / (60.0 * ramp)
 
+    def model_features_torch(self, X: torch.Tensor) -> torch.Tensor | None:
+        """Milling dose and thermal budget (those with a free field), each scaled to [0, 1] over the space."""
+        import torch
+
+        names = [n for n, used in MODEL_FEATURES.items() if set(used) & set(self.axes)]
+        if not self.physics_features or not names:
+            return None
+        columns = []
+        for name in names:
+            values = {f: self._field_torch(f, X) for f in MODEL_FEATURES[name]}
+            lo, hi = (_physics_feature(name, self._corner(MODEL_FEATURES[name], end)) for end in (0, 1))
+            columns.append((_physics_feature(name, values) - lo) / (hi - lo))
+        return torch.stack(columns, dim=-1)
+
+    def _corner(self, fields: Sequence[str], end: int) -> dict[str, float]:
+        """Each field at its lower (end 0) or upper (end 1) bound over all routes, or at its fixed value."""
+        pick = min if end == 0 else max
+        return {
+            f: float(self.fixed[f]) if f in self.fixed else pick(b[end] for b in self._route_bounds[f].values())
+            for f in fields
+        }
+
     def _field_torch(self, name: str, X: torch.Tensor) -> torch.Tensor:
         import torch
 
@@ -263,12 +305,30 @@ class RecipeSpace(Space):
         return lo + u * (hi - lo)
 
 
+def _physics_feature(name: str, v: Mapping[str, Any]) -> Any:
+    """A `MODEL_FEATURES` quantity from field values (floats or tensors); increasing in every field."""
+    from torch import log
+
+    def ln(x: Any) -> Any:
+        return log(x) if not isinstance(x, float) else math.log(x)
+
+    if name == "milling_dose":
+        return 3.0 * ln(v["mill_rpm"]) + ln(v["milling_time_h"]) + ln(v["ball_to_powder_ratio"])
+    q_over_r = SINTER_ACTIVATION_J_PER_MOL / GAS_CONSTANT_J_PER_MOL_K
+    return ln(v["dwell_time_h"]) - q_over_r / (v["dwell_temperature_c"] + 273.15)
+
+
 def space_from_state(state: Mapping[str, Any]) -> Space:
     """Rebuild a space from `Space.to_state()`."""
     kind = state.get("kind")
     if kind == "recipe":
         bounds = {k: (float(v[0]), float(v[1])) for k, v in state.get("bounds", {}).items()}
-        return RecipeSpace(state.get("fixed"), routes=state.get("routes"), bounds=bounds)
+        return RecipeSpace(
+            state.get("fixed"),
+            routes=state.get("routes"),
+            bounds=bounds,
+            physics_features=bool(state.get("physics_features", False)),
+        )
     if kind == "box":
         return BoxSpace({k: (float(v[0]), float(v[1])) for k, v in state["bounds"].items()}, log_axes=state["log_axes"])
     if kind == "pool":

@@ -70,3 +70,7 @@ class Space(ABC):
     def derived_outcome_torch(self, name: str, X: torch.Tensor) -> torch.Tensor | None:
         """The same, on encoded designs (..., n_features) → (...), differentiable; None if not computable."""
         return None
+
+    def model_features_torch(self, X: torch.Tensor) -> torch.Tensor | None:
+        """Extra model inputs computed from encoded designs, (..., k) in [0, 1], differentiable; None if none."""
+        return None

@@ -270,13 +270,14 @@ class BayesianAgent(LedgerAgent):
                 info["acquisition_seconds"] = time.perf_counter() - t0
                 return [self._pool[available[i]] for i in picked]
             generator = torch.Generator().manual_seed(seed)
+            raw_samples, num_restarts, maxiter = settings.per_step(q)
             X_new = optimize_sequential(
                 acq,
                 space,
                 q,
-                raw_samples=settings.raw_samples,
-                num_restarts=settings.num_restarts,
-                maxiter=settings.maxiter,
+                raw_samples=raw_samples,
+                num_restarts=num_restarts,
+                maxiter=maxiter,
                 generator=generator,
             )
             info["acquisition_seconds"] = time.perf_counter() - t0

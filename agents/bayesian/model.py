@@ -5,6 +5,8 @@ once a trial has failed — the success indicator s ∈ {0, 1} (1 = the experime
 Each is a `SingleTaskGP` in float64: ARD RBF kernel with botorch's dimension-scaled log-normal
 lengthscale prior, `Normalize` on the inputs (bounds = the feature cube), `Standardize` on the outcome,
 a learned homoscedastic noise with a floor (so replicates and near-duplicates stay positive definite).
+The objective and constraint GPs also see the space's model features (`Space.model_features_torch`:
+for recipes, the milling dose and thermal budget) appended to their inputs, each with its own lengthscale.
 An outcome the space computes from the design (a recipe's process time) is a deterministic model.
 
 Fits maximise the exact marginal log likelihood with L-BFGS-B (`fit_gpytorch_mll`), starting from the
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from botorch.models import ModelListGP, SingleTaskGP
 from botorch.models.deterministic import GenericDeterministicModel
 from botorch.models.model import Model, ModelList
 from botorch.models.transforms import Normalize, Standardize
+from botorch.models.transforms.input import ChainedInputTransform, InputTransform
 from gpytorch.constraints import GreaterThan
 from gpytorch.kernels import RBFKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
@@ -95,27 +98,58 @@ failing region would be probed again and again next to earlier failures (measure
 failure region: 4/12 suggestions failing with the floor, 6–10/12 without)."""
 
 
-def make_gp(X: torch.Tensor, y: torch.Tensor, min_lengthscale: float | None = None) -> SingleTaskGP:
+Features = Callable[[torch.Tensor], "torch.Tensor | None"]
+
+
+class AppendModelFeatures(InputTransform):
+    """Appends `features(X)` (..., k) to the inputs, on training and on every prediction."""
+
+    def __init__(self, features: Features) -> None:
+        super().__init__()
+        self.features = features
+        self.transform_on_train = self.transform_on_eval = self.transform_on_fantasize = True
+
+    def transform(self, X: torch.Tensor) -> torch.Tensor:
+        extra = self.features(X)
+        return X if extra is None else torch.cat([X, extra.to(X)], dim=-1)
+
+
+def make_gp(
+    X: torch.Tensor, y: torch.Tensor, min_lengthscale: float | None = None, features: Features | None = None
+) -> SingleTaskGP:
+    """A GP on the feature cube (plus `features`, if given and not None on `X`)."""
     d = X.shape[-1]
-    bounds = torch.stack([torch.zeros(d, dtype=DTYPE), torch.ones(d, dtype=DTYPE)])
+    extra = features(X[:1].to(DTYPE)) if features is not None else None
+    n_extra = 0 if extra is None else extra.shape[-1]
+    unit = torch.stack([torch.zeros(d + n_extra, dtype=DTYPE), torch.ones(d + n_extra, dtype=DTYPE)])
+    normalize = Normalize(d + n_extra, bounds=unit)
+    transform: InputTransform = normalize
+    if n_extra:
+        assert features is not None
+        transform = ChainedInputTransform(features=AppendModelFeatures(features), normalize=normalize)
     covar = None
     if min_lengthscale is not None:
         # botorch's default kernel (dimension-scaled log-normal prior), with a higher lengthscale floor
         prior = LogNormalPrior(loc=math.sqrt(2) + math.log(d) * 0.5, scale=math.sqrt(3))
         initial = max(float(prior.mode), 2 * min_lengthscale)
         floor = GreaterThan(min_lengthscale, transform=None, initial_value=initial)
-        covar = RBFKernel(ard_num_dims=d, lengthscale_prior=prior, lengthscale_constraint=floor)
+        covar = RBFKernel(ard_num_dims=d + n_extra, lengthscale_prior=prior, lengthscale_constraint=floor)
     return SingleTaskGP(
         X.to(DTYPE),
         y.to(DTYPE).reshape(-1, 1),
         covar_module=covar,
-        input_transform=Normalize(d, bounds=bounds),
+        input_transform=transform,
         outcome_transform=Standardize(1),
     )
 
 
 def fit_gp(
-    key: str, X: torch.Tensor, y: torch.Tensor, store: HyperparameterStore, maxiter: tuple[int, int]
+    key: str,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    store: HyperparameterStore,
+    maxiter: tuple[int, int],
+    features: Features | None = None,
 ) -> tuple[Model, str]:
     """A fitted GP and how: "fit" / "warm fit" or "previous" (the fit failed, last hyperparameters kept).
 
@@ -123,7 +157,7 @@ def fit_gp(
     """
     mls = FEASIBILITY_MIN_LENGTHSCALE if key == FEASIBILITY.key else None
     with expected_warnings():
-        gp = make_gp(X, y, mls)
+        gp = make_gp(X, y, mls, features)
     warm = store.load_into(key, gp)
     mll = ExactMarginalLogLikelihood(gp.likelihood, gp)
     try:
@@ -142,7 +176,7 @@ def fit_gp(
             raise FitError(f"fitting {key} failed ({type(exc).__name__}: {exc}) and no earlier fit exists") from exc
         log.warning("fitting %s failed (%s: %s); keeping the previous hyperparameters", key, type(exc).__name__, exc)
         with expected_warnings():
-            gp = make_gp(X, y, mls)
+            gp = make_gp(X, y, mls, features)
         store.load_into(key, gp)
         gp.eval()
         return gp, "previous"
@@ -187,7 +221,8 @@ def build_surrogate(
             status[output.key] = "deterministic"
             continue
         X_out = targets["feasibility:X"] if output is FEASIBILITY else X
-        gp, how = fit_gp(output.key, X_out, targets[output.key], store, maxiter)
+        features = None if output is FEASIBILITY else space.model_features_torch
+        gp, how = fit_gp(output.key, X_out, targets[output.key], store, maxiter, features)
         models.append(gp)
         status[output.key] = how
     if all(isinstance(m, SingleTaskGP) for m in models):

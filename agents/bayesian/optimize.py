@@ -6,7 +6,7 @@ each route plus Boltzmann-weighted others (`initialize_q_batch`), holding each s
 fixed (`fixed_features` with a value per start) and inactive coordinates at 0 (`space.project`); the best
 result joins `X_pending` for the next step. This is `optimize_acqf_mixed`'s search, but the routes share
 one L-BFGS-B batch instead of one optimisation per route and step, so its cost does not grow with the
-number of routes.
+number of routes. The budgets given are per greedy step (`AcquisitionSettings.per_step`).
 
 Pools: score every remaining row, take the best, add it to `X_pending`, repeat (as
 `optimize_acqf_discrete`, returning row indices).

@@ -112,3 +112,34 @@ def test_box_and_pool_spaces() -> None:
         BoxSpace({"t": (0.0, 1.0)}, log_axes=["t"])
     with pytest.raises(ValueError, match="empty search space"):
         BoxSpace({})
+
+
+def test_model_features_follow_the_physics_and_stay_in_the_unit_interval() -> None:
+    space = RecipeSpace()
+    slow = {"mill_rpm": 300.0, "milling_time_h": 8.0, "ball_to_powder_ratio": 10.0, "k_excess": 0.03,
+            "route": "hip", "dwell_temperature_c": 650.0, "dwell_time_h": 8.0, "pressure_mpa": 100.0,
+            "ramp_rate_c_per_min": 5.0}  # fmt: skip
+    # 8× the speed cubed for 1/8 of the time: the same dose; 40 K hotter for the matching shorter dwell
+    q_over_r = 250e3 / 8.314
+    shorter_h = 8.0 * math.exp(q_over_r * (1 / 963.15 - 1 / 923.15))
+    fast = {**slow, "mill_rpm": 600.0, "milling_time_h": 1.0, "dwell_temperature_c": 690.0, "dwell_time_h": shorter_h}
+    hotter = {**slow, "dwell_temperature_c": 690.0}
+    X = torch.as_tensor(space.encode([slow, fast, hotter]))
+    f = space.model_features_torch(X)
+    assert f is not None and f.shape == (3, 2)
+    assert torch.allclose(f[0], f[1], atol=1e-9)  # same dose, same thermal budget
+    assert f[2, 1] > f[0, 1] and f[2, 0] == f[0, 0]
+    U = torch.as_tensor(space.unit_to_features(np.random.default_rng(0).random((500, space.unit_dim))))
+    everything = space.model_features_torch(U)
+    assert everything.min() >= 0.0 and everything.max() <= 1.0
+    corners = space.model_features_torch(torch.as_tensor(space.unit_to_features(np.array([[0.0] * 8 + [0.5]]))))
+    assert torch.allclose(corners, torch.zeros(1, 2, dtype=torch.float64))
+
+
+def test_model_features_only_where_a_field_is_free_and_they_survive_a_checkpoint() -> None:
+    milled = RecipeSpace(fixed={"mill_rpm": 600.0, "milling_time_h": 2.0, "ball_to_powder_ratio": 10.0})
+    X = torch.as_tensor(milled.unit_to_features(np.random.default_rng(1).random((4, milled.unit_dim))))
+    assert milled.model_features_torch(X).shape == (4, 1)  # the thermal budget only
+    assert RecipeSpace(physics_features=False).model_features_torch(X) is None
+    assert space_from_state(milled.to_state()).model_features_torch(X).shape == (4, 1)
+    assert space_from_state({**milled.to_state(), "physics_features": False}).model_features_torch(X) is None
