@@ -18,8 +18,7 @@ A recipe space also gives the models two process-physics inputs beside the featu
 axes: the milling dose ln(rpm³ · t_mill · BPR) (science.md §3: D ∝ Ω³·t·BPR, so more speed buys less
 time) and the thermal budget ln t_dwell − Q/(R·T_dwell) with Q = 250 kJ/mol (science.md §5: every
 thermally activated step integrates t·e^(−Q/RT), so a hotter, shorter dwell does the same work).
-Measured on the simulated lab (bench/campaign.py, 10 seeds, incumbent's true value after 40 experiments):
-77 → 85 % of the optimum on the default world, 63 → 75 % on the second one.
+What they buy is measured by bench/campaign.py (docs/benchmarks.md).
 """
 
 from __future__ import annotations

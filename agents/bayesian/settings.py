@@ -13,9 +13,7 @@ class AcquisitionSettings:
 
     The acquisition optimiser's three budgets are per `suggest` call, shared among the q greedy steps of
     a batch (each step gets ⌈budget / q⌉, with floors): a batch costs about what one recipe does, and a
-    single recipe gets the whole budget. On the simulated lab one recipe at a time, the whole budget
-    (instead of 256 / 4 / 10 per step) took the incumbent after 40 experiments from 85 % to ~90 % of the
-    optimum (docs/agents.md).
+    single recipe gets the whole budget (docs/benchmarks.md measures what that buys).
 
     mc_samples: quasi-MC samples of the posterior per acquisition evaluation.
     raw_samples: random candidates scored to pick the L-BFGS-B starts (per call; ≥ 64 per step).
