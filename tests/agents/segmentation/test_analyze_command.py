@@ -9,7 +9,6 @@ import h5py
 import numpy as np
 import pytest
 
-from agents.segmentation.models import MODELS_DIR
 from agents.segmentation.sim_data import HELD_OUT_SEED0, simulated_survey
 from controller.cli import main
 
@@ -66,7 +65,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert err.startswith("grainloop: error:") and message in err and "\n" not in err
 
 
-@pytest.mark.skipif(not (MODELS_DIR / "sim-122.pt").is_file(), reason="sim-122 weights not shipped yet")
 def test_the_default_model_analyses_a_survey(survey_file: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["seg", "analyze", str(survey_file), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
