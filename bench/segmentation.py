@@ -40,6 +40,7 @@ from scipy import ndimage as ndi
 from scipy.stats import ks_2samp
 
 from agents.segmentation.grains import find_grains, grain_map_from_ids, grain_statistics
+from agents.segmentation.metrics import boundary_f1, boundary_hits, confusion_matrix, iou_per_class
 from agents.segmentation.segmenter import NASA_CLASSES, STEM_CLASSES, Segmenter
 from agents.segmentation.sim_data import HELD_OUT_SEED0, simulated_survey
 
@@ -59,28 +60,6 @@ TARGETS = {
 
 
 # -- metrics -------------------------------------------------------------------------------------------
-
-
-def boundary_counts(pred: np.ndarray, truth: np.ndarray, tol_px: float = BOUNDARY_TOLERANCE_PX) -> np.ndarray:
-    """[predicted boundary px near truth, predicted boundary px, true boundary px near prediction, true px]."""
-    p, t = pred == 1, truth == 1
-    near_t = ndi.distance_transform_edt(~t) <= tol_px if t.any() else np.zeros_like(t)
-    near_p = ndi.distance_transform_edt(~p) <= tol_px if p.any() else np.zeros_like(p)
-    return np.array([np.count_nonzero(p & near_t), np.count_nonzero(p), np.count_nonzero(t & near_p), t.sum()])
-
-
-def f1_from_counts(counts: np.ndarray) -> float:
-    precision = counts[0] / counts[1] if counts[1] else 0.0
-    recall = counts[2] / counts[3] if counts[3] else 0.0
-    return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
-
-
-def intersection_union(pred: np.ndarray, truth: np.ndarray, n_classes: int) -> np.ndarray:
-    """(2, n_classes): pixel intersections and unions per class."""
-    cm = np.bincount(truth.ravel().astype(np.int64) * n_classes + pred.ravel(), minlength=n_classes**2)
-    cm = cm.reshape(n_classes, n_classes)
-    inter = np.diag(cm)
-    return np.stack([inter, cm.sum(0) + cm.sum(1) - inter])
 
 
 def true_diameters_nm(survey: Any) -> np.ndarray:
@@ -107,7 +86,10 @@ def load_models(names: list[str], note: Any) -> dict[str, Segmenter | None]:
 
 def run_simulated(models: dict[str, Segmenter | None], frames: int, size: int, progress: Progress) -> dict[str, Any]:
     n = len(STEM_CLASSES)
-    acc = {m: {"iu": np.zeros((2, n)), "bf": np.zeros(4), "size_err": [], "ks": [], "por_err": []} for m in models}
+    acc = {
+        m: {"cm": np.zeros((n, n), np.int64), "bf": np.zeros(4, np.int64), "size_err": [], "ks": [], "por_err": []}
+        for m in models
+    }
     task = progress.add_task("simulated frames", total=frames)
     for i in range(frames):
         survey = simulated_survey(HELD_OUT_SEED0 + i, shape=(size, size))
@@ -116,8 +98,8 @@ def run_simulated(models: dict[str, Segmenter | None], frames: int, size: int, p
         for name, segmenter in models.items():
             pred = survey.label if segmenter is None else segmenter.predict(survey.image)
             a = acc[name]
-            a["iu"] += intersection_union(pred, survey.label, n)
-            a["bf"] += boundary_counts(pred, survey.label)
+            a["cm"] += confusion_matrix(survey.label, pred, n)
+            a["bf"] += boundary_hits(survey.label, pred, BOUNDARY_TOLERANCE_PX)
             stats = grain_statistics(pred, STEM_CLASSES, survey.pixel_nm)
             a["por_err"].append(abs(stats.porosity - true_porosity))
             d = stats.equivalent_diameters_nm
@@ -131,13 +113,13 @@ def run_simulated(models: dict[str, Segmenter | None], frames: int, size: int, p
         progress.advance(task)
     out: dict[str, Any] = {}
     for name, a in acc.items():
-        inter, union = a["iu"]
-        iou = {c: (float(inter[k] / union[k]) if union[k] else None) for k, c in enumerate(STEM_CLASSES)}
+        per_class = iou_per_class(a["cm"])
+        iou = {c: (None if np.isnan(v) else float(v)) for c, v in zip(STEM_CLASSES, per_class, strict=True)}
         present = [v for v in iou.values() if v is not None]
         out[name] = {
             "miou": float(np.mean(present)) if present else None,
             "iou": iou,
-            "boundary_f1": f1_from_counts(a["bf"]),
+            "boundary_f1": boundary_f1(a["bf"]),
             "grain_size_median_rel_error": float(np.median(a["size_err"])) if a["size_err"] else None,
             "grain_size_mean_rel_error": float(np.mean(a["size_err"])) if a["size_err"] else None,
             "ks_median": float(np.median(a["ks"])) if a["ks"] else None,

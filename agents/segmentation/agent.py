@@ -32,13 +32,13 @@ from agents.segmentation.image_input import ImageError, load_image, survey_pixel
 from agents.segmentation.report import MicrostructureReport, Timings
 from agents.segmentation.segmenter import Segmenter
 from agents.segmentation.sim_data import DEFAULT_PIXEL_NM
+from devices.assets import HDF5_SPEC
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[str, dict[str, Any]], Any]
 CHANNEL_SUFFIXES = ("haadf", "bf")
 """Event fields whose names end in these hold the survey channels, in this order."""
-HDF5_SPEC = "hdf5"
 
 
 @dataclass(frozen=True)

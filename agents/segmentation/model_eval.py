@@ -19,24 +19,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from agents.segmentation.datasets import folder_samples
+from agents.segmentation.metrics import BOUNDARY_CLASS, boundary_hits, confusion_matrix, iou_per_class
 from agents.segmentation.models import load_segmenter
 from agents.segmentation.segmenter import Segmenter
 from agents.segmentation.sim_data import HELD_OUT_SEED0, simulated_survey
-from agents.segmentation.training import confusion_matrix, iou_per_class
-
-BOUNDARY_CLASS = 1
-"""Class id of grain boundaries in STEM label maps."""
-
-
-def boundary_hits(truth: np.ndarray, predicted: np.ndarray, tolerance_px: float) -> tuple[int, int, int, int]:
-    """(predicted boundary px near truth, predicted boundary px, true boundary px near prediction, true px)."""
-    true_b, pred_b = truth == BOUNDARY_CLASS, predicted == BOUNDARY_CLASS
-    near_truth = ndimage.distance_transform_edt(~true_b) <= tolerance_px if true_b.any() else np.zeros_like(true_b)
-    near_pred = ndimage.distance_transform_edt(~pred_b) <= tolerance_px if pred_b.any() else np.zeros_like(pred_b)
-    return int((pred_b & near_truth).sum()), int(pred_b.sum()), int((true_b & near_pred).sum()), int(true_b.sum())
 
 
 def score(

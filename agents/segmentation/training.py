@@ -44,6 +44,7 @@ from agents.segmentation.datasets import (
 )
 from agents.segmentation.image_input import ImageError
 from agents.segmentation.input_features import PERCENTILE, STEM_FEATURES, image_channels_for
+from agents.segmentation.metrics import confusion_matrix, iou_per_class
 from agents.segmentation.models import (
     ModelError,
     model_record,
@@ -110,20 +111,6 @@ def segmentation_loss(
     dice = (2 * intersection + 1) / (probs.sum(dims) + truth + 1)
     present = truth > 0
     return ce + dice_weight * (1 - dice[present].mean())
-
-
-def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
-    """(n_classes, n_classes) pixel counts, rows truth, columns prediction."""
-    index = truth.astype(np.int64).ravel() * n_classes + predicted.astype(np.int64).ravel()
-    return np.bincount(index, minlength=n_classes**2).reshape(n_classes, n_classes)
-
-
-def iou_per_class(confusion: np.ndarray) -> np.ndarray:
-    """IoU of every class from a confusion matrix; NaN for classes absent from truth and prediction."""
-    tp = np.diag(confusion).astype(np.float64)
-    union = confusion.sum(0) + confusion.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, tp / union, np.nan)
 
 
 def evaluate(model: UNet, samples: Sequence[Sample]) -> dict[str, Any]:

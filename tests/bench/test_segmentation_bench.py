@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from agents.segmentation.metrics import boundary_f1, boundary_hits, confusion_matrix, iou_per_class
 from bench import segmentation as bench
 
 
@@ -15,17 +16,16 @@ def test_boundary_f1_tolerates_a_shift_within_two_pixels() -> None:
     truth[:, 20] = 1
     shifted = np.zeros_like(truth)
     shifted[:, 22] = 1
-    assert bench.f1_from_counts(bench.boundary_counts(shifted, truth)) == 1.0
+    assert boundary_f1(boundary_hits(truth, shifted)) == 1.0
     far = np.zeros_like(truth)
     far[:, 25] = 1
-    assert bench.f1_from_counts(bench.boundary_counts(far, truth)) == 0.0
+    assert boundary_f1(boundary_hits(truth, far)) == 0.0
 
 
-def test_intersection_union_per_class() -> None:
+def test_iou_per_class() -> None:
     truth = np.array([[0, 0, 1, 1]], np.uint8)
     pred = np.array([[0, 1, 1, 1]], np.uint8)
-    inter, union = bench.intersection_union(pred, truth, 2)
-    assert inter.tolist() == [1, 2] and union.tolist() == [2, 3]
+    assert iou_per_class(confusion_matrix(truth, pred, 2)).tolist() == [0.5, 2 / 3]
 
 
 def test_gamma_prime_iou() -> None:
