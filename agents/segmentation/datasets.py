@@ -13,7 +13,6 @@ Super1 superalloy masks, whose class-0 pixels are the grey micrograph itself.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.segmentation.image_input import ImageError, load_image
+from agents.segmentation.image_input import ImageError, load_image, read_array
 from agents.segmentation.input_features import PERCENTILE, STEM_FEATURES, input_features
 from agents.segmentation.sim_data import HELD_OUT_SEED0, simulated_survey
 
@@ -109,24 +108,8 @@ def decode_mask(array: np.ndarray, n_classes: int, source: str = "mask") -> np.n
 
 
 def read_mask_file(path: Path) -> np.ndarray:
-    """The raw array of a mask file (TIFF, PNG or .npy), without decoding."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if suffix in (".tif", ".tiff"):
-            import tifffile
-
-            # first page only: the NASA masks carry an ImageJ "shaped" header that tifffile warns about
-            logging.getLogger("tifffile").setLevel(logging.ERROR)
-            with tifffile.TiffFile(path) as tif:
-                return tif.pages[0].asarray()
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return np.asarray(im)
-    except Exception as exc:
-        raise ImageError(f"{path}: cannot read as a mask ({type(exc).__name__}: {exc})") from exc
+    """The raw array of a mask file (TIFF first page, PNG or .npy), without decoding."""
+    return read_array(path, kind="a mask", first_tiff_page=True)
 
 
 def _files_by_stem(folder: Path) -> dict[str, Path]:

@@ -9,6 +9,7 @@ deep inside torch or scipy.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -32,26 +33,36 @@ def load_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
+    return validate_image(read_array(path), source=str(path))
+
+
+def read_array(path: Path, *, kind: str = "an image", first_tiff_page: bool = False) -> np.ndarray:
+    """The raw array of a .npy, STEM survey HDF5, TIFF or PIL-readable file; `ImageError` if unreadable.
+
+    `first_tiff_page` reads only a TIFF's first page (masks whose ImageJ header claims more than they hold).
+    """
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-        elif suffix in (".h5", ".hdf5", ".hdf"):
-            array = _read_survey_hdf5(path)
-        elif suffix in (".tif", ".tiff"):
+            return np.load(path, allow_pickle=False)
+        if suffix in (".h5", ".hdf5", ".hdf"):
+            return _read_survey_hdf5(path)
+        if suffix in (".tif", ".tiff"):
             import tifffile
 
-            array = tifffile.imread(path)
-        else:
-            from PIL import Image
+            if not first_tiff_page:
+                return tifffile.imread(path)
+            logging.getLogger("tifffile").setLevel(logging.ERROR)  # the "shaped" header warning
+            with tifffile.TiffFile(path) as tif:
+                return tif.pages[0].asarray()
+        from PIL import Image
 
-            with Image.open(path) as im:
-                array = np.asarray(im)
+        with Image.open(path) as im:
+            return np.asarray(im)
     except ImageError:
         raise
     except Exception as exc:  # corrupt or truncated files raise anything from OSError to struct.error
-        raise ImageError(f"{path}: cannot read as an image ({type(exc).__name__}: {exc})") from exc
-    return validate_image(array, source=str(path))
+        raise ImageError(f"{path}: cannot read as {kind} ({type(exc).__name__}: {exc})") from exc
 
 
 def _read_survey_hdf5(path: Path) -> np.ndarray:
