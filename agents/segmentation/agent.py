@@ -19,24 +19,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from event_model import compose_run, unpack_event_page
+from event_model import unpack_event_page
 
+from agents.analysis_stream import AssetError, AssetRegistry, Callback, publish_analysis_run
 from agents.segmentation.grains import GrainMap, find_grains, grain_statistics
 from agents.segmentation.image_input import ImageError, load_image, survey_pixel_nm, validate_image
 from agents.segmentation.report import MicrostructureReport, Timings
 from agents.segmentation.segmenter import Segmenter
 from agents.segmentation.sim_data import DEFAULT_PIXEL_NM
-from devices.assets import HDF5_SPEC
 
 log = logging.getLogger(__name__)
 
-Callback = Callable[[str, dict[str, Any]], Any]
 CHANNEL_SUFFIXES = ("haadf", "bf")
 """Event fields whose names end in these hold the survey channels, in this order."""
 
@@ -76,8 +74,7 @@ class SegmentationAgent:
         self.failures: list[str] = []
         self._runs: dict[str, _SourceRun] = {}
         self._descriptor_run: dict[str, str] = {}
-        self._resources: dict[str, dict[str, Any]] = {}
-        self._datums: dict[str, dict[str, Any]] = {}
+        self._assets = AssetRegistry()
 
     MAX_KEPT_REPORTS = 100
 
@@ -171,10 +168,10 @@ class SegmentationAgent:
                 run.pixel_nm[doc["uid"]] = pixel
 
     def _resource(self, doc: dict[str, Any]) -> None:
-        self._resources[doc["uid"]] = doc
+        self._assets.add_resource(doc)
 
     def _datum(self, doc: dict[str, Any]) -> None:
-        self._datums[doc["datum_id"]] = doc
+        self._assets.add_datum(doc)
 
     def _event(self, doc: dict[str, Any]) -> None:
         run_uid = self._descriptor_run.get(doc["descriptor"])
@@ -205,42 +202,25 @@ class SegmentationAgent:
         if run.image_keys and run.frames == 0:
             self._publish(run, None, None, "the run ended without a survey frame")
         if not self._runs:  # nothing in flight: forget the asset documents
-            self._resources.clear()
-            self._datums.clear()
+            self._assets.clear()
 
     def _resolve(self, datum_id: Any) -> np.ndarray:
-        """The array a datum id points to (HDF5 file and dataset named by its resource)."""
-        if not isinstance(datum_id, str):
-            raise ImageError(f"expected a datum id, got {type(datum_id).__name__}")
-        datum = self._datums.get(datum_id)
-        resource = self._resources.get(datum["resource"]) if datum else None
-        if datum is None or resource is None:
-            raise ImageError(f"datum {datum_id} (or its resource) never arrived")
-        if resource.get("spec") != HDF5_SPEC:
-            raise ImageError(f"resource spec {resource.get('spec')!r} is not {HDF5_SPEC!r}")
-        path = Path(resource.get("root", "")) / resource["resource_path"]
-        dataset = resource.get("resource_kwargs", {}).get("dataset", "")
-        import h5py
-
+        """The 2-D frame a datum id points to (HDF5 file and dataset named by its resource)."""
         try:
-            with h5py.File(path, "r") as fh:
-                array = np.asarray(fh[dataset])
-        except Exception as exc:  # missing, truncated or foreign files
-            raise ImageError(f"{path}: cannot read {dataset!r} ({type(exc).__name__}: {exc})") from exc
-        frame = datum.get("datum_kwargs", {}).get("frame", datum.get("datum_kwargs", {}).get("point_number"))
-        if frame is not None and array.ndim == 3:
-            array = array[int(frame)]
+            array = self._assets.read(datum_id)
+        except AssetError as exc:
+            raise ImageError(str(exc)) from exc
         if array.ndim != 2:
-            raise ImageError(f"{path}:{dataset}: expected one 2-D frame, got shape {array.shape}")
+            raise ImageError(f"datum {datum_id}: expected one 2-D frame, got shape {array.shape}")
         return array
 
     def _frame_pixel_nm(self, event: dict[str, Any], keys: list[str], run: _SourceRun) -> tuple[float, str]:
-        datum = self._datums.get(event["data"][keys[0]], {})
-        resource = self._resources.get(datum.get("resource", ""), {})
-        if resource:
-            from_file = survey_pixel_nm(Path(resource.get("root", "")) / resource["resource_path"])
-            if from_file is not None:
-                return from_file, "file"
+        try:
+            from_file = survey_pixel_nm(self._assets.locate(event["data"][keys[0]]).path)
+        except AssetError:
+            from_file = None
+        if from_file is not None:
+            return from_file, "file"
         if event["descriptor"] in run.pixel_nm:
             return run.pixel_nm[event["descriptor"]], "documents"
         return self.pixel_nm, "default"
@@ -248,39 +228,18 @@ class SegmentationAgent:
     def _publish(
         self, run: _SourceRun, event: dict[str, Any] | None, report: MicrostructureReport | None, reason: str
     ) -> None:
-        parent = run.start
-        metadata: dict[str, Any] = {
-            "parent_uid": parent["uid"],
+        metadata = {
             "agent": "segmentation",
             "analysis": "microstructure",
             "model": self.segmenter.name,
             "plan_name": "segmentation_analysis",
         }
-        for key in ("sample_id", "campaign_id", "step"):
-            if key in parent:
-                metadata[key] = parent[key]
-        if event is not None:
-            metadata["source_event_uid"] = event["uid"]
-            metadata["source_seq_num"] = event.get("seq_num")
-        bundle = compose_run(metadata=metadata)
-        docs: list[tuple[str, dict[str, Any]]] = [("start", dict(bundle.start_doc))]
+        data = report.event_data() if report is not None else None
+        publish_analysis_run(self.subscribers, run.start, metadata, data, reason, source_event=event)
         if report is not None:
-            data = report.event_data()
-            descriptor = bundle.compose_descriptor(name="primary", data_keys=_data_keys(data))
-            now = time.time()
-            event_doc = descriptor.compose_event(data=data, timestamps={k: now for k in data}, seq_num=1)
-            docs += [("descriptor", dict(descriptor.descriptor_doc)), ("event", dict(event_doc))]
-            docs.append(("stop", dict(bundle.compose_stop(exit_status="success"))))
             self.reports = [*self.reports, report][-self.MAX_KEPT_REPORTS :]
         else:
-            docs.append(("stop", dict(bundle.compose_stop(exit_status="fail", reason=reason))))
             self.failures = [*self.failures, reason][-self.MAX_KEPT_REPORTS :]
-        for name, doc in docs:
-            for callback in list(self.subscribers):
-                try:
-                    callback(name, doc)
-                except Exception:
-                    log.exception("segmentation agent: subscriber %r failed on %s", callback, name)
 
 
 def _image_keys(data_keys: dict[str, Any]) -> list[str]:
@@ -303,23 +262,3 @@ def _configured_pixel_nm(descriptor: dict[str, Any]) -> float | None:
                 except (TypeError, ValueError):
                     return None
     return None
-
-
-def _data_keys(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    keys: dict[str, dict[str, Any]] = {}
-    for name, value in data.items():
-        if isinstance(value, str):
-            keys[name] = {"source": "segmentation", "dtype": "string", "shape": []}
-        elif isinstance(value, list):
-            keys[name] = {"source": "segmentation", "dtype": "array", "shape": [len(value)]}
-        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            keys[name] = {"source": "segmentation", "dtype": "integer", "shape": []}
-        else:
-            keys[name] = {"source": "segmentation", "dtype": "number", "shape": []}
-        if name.endswith("_nm"):
-            keys[name]["units"] = "nm"
-        elif name.endswith("_um_inv"):
-            keys[name]["units"] = "1/um"
-        elif name.endswith("_s"):
-            keys[name]["units"] = "s"
-    return keys

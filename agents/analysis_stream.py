@@ -1,0 +1,148 @@
+"""What every analysis agent on the document stream shares: asset lookup and publishing its own runs.
+
+An analysis agent (segmentation, orientation) is a bluesky callback. It follows the source runs'
+resource and datum documents (`AssetRegistry`) to read the arrays their events point to, and publishes
+each result as a run of its own (`publish_analysis_run`):
+
+- start: `parent_uid` = the source run's start uid, `agent`, `analysis`, `plan_name`, plus the source's
+  `sample_id`, `campaign_id` and `step` when it has them, and `source_event_uid` / `source_seq_num`;
+- one descriptor (stream "primary") and one event holding the result's flat data;
+- stop: exit_status "success", or "fail" with the reason when the input could not be read or analysed.
+
+A subscriber that raises is logged and skipped: one bad consumer never silences the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from event_model import compose_run
+
+from devices.assets import HDF5_SPEC
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[str, dict[str, Any]], Any]
+SOURCE_KEYS = ("sample_id", "campaign_id", "step")
+"""Start-document keys copied from the source run to the analysis run."""
+UNIT_SUFFIXES = (("_nm", "nm"), ("_um_inv", "1/um"), ("_um", "um"), ("_deg", "deg"), ("_s", "s"))
+"""Result names ending in these get these units in their data keys (first match wins)."""
+
+
+class AssetError(ValueError):
+    """A datum id that cannot be followed to a readable array."""
+
+
+@dataclass(frozen=True)
+class AssetRef:
+    """Where a datum's array lives: an HDF5 file, a dataset in it, and the datum's own kwargs."""
+
+    path: Path
+    dataset: str
+    datum_kwargs: Mapping[str, Any]
+
+
+class AssetRegistry:
+    """The resource and datum documents seen so far, and the arrays they point to."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.datums: dict[str, dict[str, Any]] = {}
+
+    def add_resource(self, doc: dict[str, Any]) -> None:
+        self.resources[doc["uid"]] = doc
+
+    def add_datum(self, doc: dict[str, Any]) -> None:
+        self.datums[doc["datum_id"]] = doc
+
+    def clear(self) -> None:
+        self.resources.clear()
+        self.datums.clear()
+
+    def locate(self, datum_id: Any) -> AssetRef:
+        """The file, dataset and kwargs behind `datum_id`; `AssetError` if they are unknown or not HDF5."""
+        if not isinstance(datum_id, str):
+            raise AssetError(f"expected a datum id, got {type(datum_id).__name__}")
+        datum = self.datums.get(datum_id)
+        resource = self.resources.get(datum["resource"]) if datum else None
+        if datum is None or resource is None:
+            raise AssetError(f"datum {datum_id} (or its resource) never arrived")
+        if resource.get("spec") != HDF5_SPEC:
+            raise AssetError(f"resource spec {resource.get('spec')!r} is not {HDF5_SPEC!r}")
+        path = Path(resource.get("root", "")) / resource["resource_path"]
+        dataset = resource.get("resource_kwargs", {}).get("dataset", "")
+        return AssetRef(path, dataset, datum.get("datum_kwargs", {}))
+
+    def read(self, datum_id: Any) -> np.ndarray:
+        """The whole array of a datum (the datum's `frame` / `point_number`, if any, selects along axis 0)."""
+        ref = self.locate(datum_id)
+        try:
+            with h5py.File(ref.path, "r") as fh:
+                dataset = fh[ref.dataset]
+                frame = ref.datum_kwargs.get("frame", ref.datum_kwargs.get("point_number"))
+                if frame is not None and dataset.ndim >= 3:
+                    return np.asarray(dataset[int(frame)])
+                return np.asarray(dataset)
+        except Exception as exc:  # missing, truncated or foreign files
+            raise AssetError(f"{ref.path}: cannot read {ref.dataset!r} ({type(exc).__name__}: {exc})") from exc
+
+
+def data_keys(data: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """Event-model data keys for a flat result dict; units from the name's suffix."""
+    keys: dict[str, dict[str, Any]] = {}
+    for name, value in data.items():
+        if isinstance(value, str):
+            keys[name] = {"source": source, "dtype": "string", "shape": []}
+        elif isinstance(value, list):
+            keys[name] = {"source": source, "dtype": "array", "shape": [len(value)]}
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            keys[name] = {"source": source, "dtype": "integer", "shape": []}
+        else:
+            keys[name] = {"source": source, "dtype": "number", "shape": []}
+        for suffix, unit in UNIT_SUFFIXES:
+            if name.endswith(suffix):
+                keys[name]["units"] = unit
+                break
+    return keys
+
+
+def publish_analysis_run(
+    subscribers: list[Callback],
+    parent_start: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    data: Mapping[str, Any] | None,
+    reason: str = "",
+    source_event: Mapping[str, Any] | None = None,
+) -> None:
+    """Send one analysis run (see the module docstring) to every subscriber; `data=None` makes it a failed run."""
+    agent = str(metadata.get("agent", "analysis"))
+    start: dict[str, Any] = {"parent_uid": parent_start["uid"], **metadata}
+    for key in SOURCE_KEYS:
+        if key in parent_start:
+            start[key] = parent_start[key]
+    if source_event is not None:
+        start["source_event_uid"] = source_event["uid"]
+        start["source_seq_num"] = source_event.get("seq_num")
+    bundle = compose_run(metadata=start)
+    docs: list[tuple[str, dict[str, Any]]] = [("start", dict(bundle.start_doc))]
+    if data is not None:
+        descriptor = bundle.compose_descriptor(name="primary", data_keys=data_keys(data, agent))
+        now = time.time()
+        event = descriptor.compose_event(data=dict(data), timestamps={k: now for k in data}, seq_num=1)
+        docs += [("descriptor", dict(descriptor.descriptor_doc)), ("event", dict(event))]
+        docs.append(("stop", dict(bundle.compose_stop(exit_status="success"))))
+    else:
+        docs.append(("stop", dict(bundle.compose_stop(exit_status="fail", reason=reason))))
+    for name, doc in docs:
+        for callback in list(subscribers):
+            try:
+                callback(name, doc)
+            except Exception:
+                log.exception("%s agent: subscriber %r failed on %s", agent, callback, name)
