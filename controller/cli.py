@@ -155,9 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_campaign_parser(sub)
 
+    from agents.orientation.commands import add_parser as add_orient_parser
     from agents.segmentation.commands import add_parser as add_seg_parser
 
     add_seg_parser(sub)
+    add_orient_parser(sub)
 
     demo = sub.add_parser("demo", help="a few recipes on the simulated lab, with a summary")
     demo.add_argument("--out", default="runs/demo")
