@@ -36,7 +36,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -243,7 +243,13 @@ class BayesianAgent(LedgerAgent):
             torch.manual_seed(seed)
             t0 = time.perf_counter()
             model, info["fit"] = build_surrogate(
-                space, outputs, X, targets, self._hyper, (settings.fit_maxiter, settings.warm_fit_maxiter)
+                space,
+                outputs,
+                X,
+                targets,
+                self._hyper,
+                (settings.fit_maxiter, settings.warm_fit_maxiter),
+                warp=settings.input_warping,
             )
             info["fit_seconds"] = time.perf_counter() - t0
             ref = None
@@ -292,6 +298,14 @@ class BayesianAgent(LedgerAgent):
             "pool": self._pool_arg,
             "settings": self.settings.to_state(),
         }
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> Self:
+        settings = state.get("config", {}).get("settings")
+        if isinstance(settings, Mapping) and "input_warping" not in settings:
+            # a checkpoint from before input warping resumes with the model it was running
+            state = {**state, "config": {**state["config"], "settings": {**settings, "input_warping": False}}}
+        return super().restore(state)
 
     def _extra_state(self) -> dict[str, Any]:
         return {"sobol": self._sobol.to_state(), "hyperparameters": self._hyper.to_state()}

@@ -6,7 +6,10 @@ Each is a `SingleTaskGP` in float64: ARD RBF kernel with botorch's dimension-sca
 lengthscale prior, `Normalize` on the inputs (bounds = the feature cube), `Standardize` on the outcome,
 a learned homoscedastic noise with a floor (so replicates and near-duplicates stay positive definite).
 The objective and constraint GPs also see the space's model features (`Space.model_features_torch`:
-for recipes, the milling dose and thermal budget) appended to their inputs, each with its own lengthscale.
+for recipes, the milling dose and thermal budget) appended to their inputs, each with its own lengthscale,
+and (`warp=True`) learn a Kumaraswamy-CDF warping of every input (botorch's `Warp`, log-normal priors
+centred on the identity): a recipe's response has cliffs (under-milled powder does not react) and long
+plateaus that one stationary lengthscale per axis cannot both follow.
 An outcome the space computes from the design (a recipe's process time) is a deterministic model.
 
 Fits maximise the exact marginal log likelihood with L-BFGS-B (`fit_gpytorch_mll`), starting from the
@@ -30,7 +33,7 @@ from botorch.models import ModelListGP, SingleTaskGP
 from botorch.models.deterministic import GenericDeterministicModel
 from botorch.models.model import Model, ModelList
 from botorch.models.transforms import Normalize, Standardize
-from botorch.models.transforms.input import ChainedInputTransform, InputTransform
+from botorch.models.transforms.input import ChainedInputTransform, InputTransform, Warp
 from gpytorch.constraints import GreaterThan
 from gpytorch.kernels import RBFKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
@@ -114,19 +117,35 @@ class AppendModelFeatures(InputTransform):
         return X if extra is None else torch.cat([X, extra.to(X)], dim=-1)
 
 
+WARP_PRIOR_SCALE = math.sqrt(0.75)
+"""σ of the log-normal priors on the warping's two concentrations (median 1: the identity warp)."""
+
+
 def make_gp(
-    X: torch.Tensor, y: torch.Tensor, min_lengthscale: float | None = None, features: Features | None = None
+    X: torch.Tensor,
+    y: torch.Tensor,
+    min_lengthscale: float | None = None,
+    features: Features | None = None,
+    warp: bool = False,
 ) -> SingleTaskGP:
-    """A GP on the feature cube (plus `features`, if given and not None on `X`)."""
+    """A GP on the feature cube (plus `features`, if given and not None on `X`; input warping if `warp`)."""
     d = X.shape[-1]
     extra = features(X[:1].to(DTYPE)) if features is not None else None
     n_extra = 0 if extra is None else extra.shape[-1]
     unit = torch.stack([torch.zeros(d + n_extra, dtype=DTYPE), torch.ones(d + n_extra, dtype=DTYPE)])
-    normalize = Normalize(d + n_extra, bounds=unit)
-    transform: InputTransform = normalize
+    steps: dict[str, InputTransform] = {}
     if n_extra:
         assert features is not None
-        transform = ChainedInputTransform(features=AppendModelFeatures(features), normalize=normalize)
+        steps["features"] = AppendModelFeatures(features)
+    steps["normalize"] = Normalize(d + n_extra, bounds=unit)
+    if warp:
+        steps["warp"] = Warp(
+            d=d + n_extra,
+            indices=list(range(d + n_extra)),
+            concentration1_prior=LogNormalPrior(0.0, WARP_PRIOR_SCALE),
+            concentration0_prior=LogNormalPrior(0.0, WARP_PRIOR_SCALE),
+        )
+    transform: InputTransform = ChainedInputTransform(**steps) if len(steps) > 1 else steps["normalize"]
     covar = None
     if min_lengthscale is not None:
         # botorch's default kernel (dimension-scaled log-normal prior), with a higher lengthscale floor
@@ -150,6 +169,7 @@ def fit_gp(
     store: HyperparameterStore,
     maxiter: tuple[int, int],
     features: Features | None = None,
+    warp: bool = False,
 ) -> tuple[Model, str]:
     """A fitted GP and how: "fit" / "warm fit" or "previous" (the fit failed, last hyperparameters kept).
 
@@ -157,7 +177,7 @@ def fit_gp(
     """
     mls = FEASIBILITY_MIN_LENGTHSCALE if key == FEASIBILITY.key else None
     with expected_warnings():
-        gp = make_gp(X, y, mls, features)
+        gp = make_gp(X, y, mls, features, warp)
     warm = store.load_into(key, gp)
     mll = ExactMarginalLogLikelihood(gp.likelihood, gp)
     try:
@@ -176,7 +196,7 @@ def fit_gp(
             raise FitError(f"fitting {key} failed ({type(exc).__name__}: {exc}) and no earlier fit exists") from exc
         log.warning("fitting %s failed (%s: %s); keeping the previous hyperparameters", key, type(exc).__name__, exc)
         with expected_warnings():
-            gp = make_gp(X, y, mls, features)
+            gp = make_gp(X, y, mls, features, warp)
         store.load_into(key, gp)
         gp.eval()
         return gp, "previous"
@@ -206,11 +226,13 @@ def build_surrogate(
     targets: Mapping[str, torch.Tensor],
     store: HyperparameterStore,
     maxiter: tuple[int, int],
+    warp: bool = False,
 ) -> tuple[Model, dict[str, str]]:
     """One model per output (GP on `X`, `targets[key]`, or deterministic) gathered in a model list.
 
     The feasibility output trains on its own inputs, `targets["feasibility:X"]` with labels
-    `targets["feasibility"]`. Returns the model and how each output was obtained.
+    `targets["feasibility"]`, without model features or warping. Returns the model and how each output
+    was obtained.
     """
     models: list[Model] = []
     status: dict[str, str] = {}
@@ -221,8 +243,9 @@ def build_surrogate(
             status[output.key] = "deterministic"
             continue
         X_out = targets["feasibility:X"] if output is FEASIBILITY else X
-        features = None if output is FEASIBILITY else space.model_features_torch
-        gp, how = fit_gp(output.key, X_out, targets[output.key], store, maxiter, features)
+        plain = output is FEASIBILITY
+        features = None if plain else space.model_features_torch
+        gp, how = fit_gp(output.key, X_out, targets[output.key], store, maxiter, features, warp and not plain)
         models.append(gp)
         status[output.key] = how
     if all(isinstance(m, SingleTaskGP) for m in models):

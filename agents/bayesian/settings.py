@@ -23,6 +23,8 @@ class AcquisitionSettings:
     warm_fit_maxiter: the same for a fit that starts from the previous fit's hyperparameters; a fit cut
         short carries its progress into the next one, so the cap bounds latency, not final quality.
     pool_batch: pool rows scored per acquisition call in pool mode.
+    ucb_beta: use qUCB with this β instead of qLogNEI (single objective, no constraints).
+    input_warping: the objective and constraint GPs learn a warping of each input (`agents.bayesian.model`).
     """
 
     mc_samples: int = 128
@@ -33,13 +35,14 @@ class AcquisitionSettings:
     warm_fit_maxiter: int = 30
     pool_batch: int = 512
     ucb_beta: float | None = None
+    input_warping: bool = True
 
     def __post_init__(self) -> None:
         beta = self.ucb_beta
         if beta is not None and (isinstance(beta, bool) or not isinstance(beta, int | float) or not beta > 0):
             raise ValueError(f"AcquisitionSettings.ucb_beta must be None or a positive number, got {beta!r}")
         for f in fields(self):
-            if f.name == "ucb_beta":
+            if f.name in ("ucb_beta", "input_warping"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -160,3 +160,12 @@ def test_a_checkpoint_of_another_kind_is_refused() -> None:
         RandomAgent.restore(state)
     with pytest.raises(ValueError, match="unknown agent kind"):
         restore_agent({**state, "kind": "genetic"})
+
+
+def test_a_checkpoint_from_before_input_warping_resumes_without_it() -> None:
+    state = make("bayesian").checkpoint()
+    assert state["config"]["settings"]["input_warping"] is True
+    del state["config"]["settings"]["input_warping"]
+    assert restore_agent(state).settings.input_warping is False
+    with pytest.raises(ValueError, match="input_warping must be true or false"):
+        BayesianAgent(RecipeSpace(), seed=0, settings={"input_warping": "yes"})
