@@ -41,6 +41,8 @@ class AcquisitionSettings:
         beta = self.ucb_beta
         if beta is not None and (isinstance(beta, bool) or not isinstance(beta, int | float) or not beta > 0):
             raise ValueError(f"AcquisitionSettings.ucb_beta must be None or a positive number, got {beta!r}")
+        if not isinstance(self.input_warping, bool):
+            raise ValueError(f"AcquisitionSettings.input_warping must be true or false, got {self.input_warping!r}")
         for f in fields(self):
             if f.name in ("ucb_beta", "input_warping"):
                 continue
