@@ -81,12 +81,14 @@ class AssetRegistry:
         return AssetRef(path, dataset, datum.get("datum_kwargs", {}))
 
     def read(self, datum_id: Any) -> np.ndarray:
-        """The whole array of a datum (the datum's `frame` / `point_number`, if any, selects along axis 0)."""
+        """The array of a datum: the dataset, or one slice along axis 0 when the datum names a `frame`,
+        `point_number` or scan `row`."""
         ref = self.locate(datum_id)
         try:
             with h5py.File(ref.path, "r") as fh:
                 dataset = fh[ref.dataset]
-                frame = ref.datum_kwargs.get("frame", ref.datum_kwargs.get("point_number"))
+                kwargs = ref.datum_kwargs
+                frame = next((kwargs[k] for k in ("frame", "point_number", "row") if kwargs.get(k) is not None), None)
                 if frame is not None and dataset.ndim >= 3:
                     return np.asarray(dataset[int(frame)])
                 return np.asarray(dataset)

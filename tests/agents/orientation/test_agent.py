@@ -177,7 +177,7 @@ def row_run_docs(path: Path, ny: int, calibration: float, rows: list[int]) -> It
     )
     yield "resource", bundle.resource_doc
     for seq, row in enumerate(rows, start=1):
-        datum = bundle.compose_datum(datum_kwargs={"frame": row, "row": row})
+        datum = bundle.compose_datum(datum_kwargs={"row": row})
         yield "datum", datum
         data = {"stem_sped_patterns": datum["datum_id"], "stem_sped_calibration_a_inv_per_px": calibration}
         yield "event", descriptor.compose_event(data=data, timestamps={k: 0.0 for k in data}, seq_num=seq)
