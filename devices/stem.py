@@ -1,13 +1,19 @@
 """STEM with a 4D-STEM (SPED) detector: a HAADF/BF survey image and a precession-diffraction scan.
 
-`set(sample_id)` loads a sample (the beam is blanked while the holder moves); `survey.trigger()` and
-`sped.trigger()` acquire and write HDF5 files referenced by resource/datum documents. `stop()` blanks
-the beam. Sim flavour: images drawn from the sample's hidden section; the truth behind them (labels,
-grain ids, true orientations) is kept aside, written only to `truth_dir` when one is given.
+`set(sample_id)` loads a sample (the beam is blanked while the holder moves); `survey.trigger()` acquires
+a frame into an HDF5 file referenced by resource/datum documents. The SPED detector is a step scan of
+rows: each `sped.trigger()` acquires the row `sped.row` (set by the plan), so a run gets one event per
+row as the rows are acquired and an agent can index them while the scan goes on; all rows land in one
+HDF5 file (one resource, one datum per row). `stop()` blanks the beam. Sim flavour: images drawn from
+the sample's hidden section; the truth behind them (labels, grain ids, true orientations) is kept aside,
+written only to `truth_dir` when one is given.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +23,11 @@ from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Signal
 from ophyd.status import DeviceStatus
 
-from devices.assets import ExternalArraySignal, HDF5AssetWriter
+from devices.assets import ExternalArraySignal, HDF5AssetWriter, HDF5RowFile
 from devices.base import InterlockError, LabDevice, SimBacked, complete_in_thread
 from devices.envelope import LimitError, check_range
 from simulators.lab import SimLab
-from simulators.sped import SpedFaults, simulate_scan
+from simulators.sped import PORE_PHASE_ID, SpedFaults, iter_scan_rows
 from simulators.stem import StemFaults, acquire_survey
 
 LOAD_S = 600.0
@@ -89,26 +95,49 @@ class SurveyDetector(_Detector):
 
 
 class SpedDetector(_Detector):
-    """A scanning precession electron diffraction 4D scan (ny, nx, qy, qx)."""
+    """A scanning precession electron diffraction scan (n, n, qy, qx), acquired one row (n, qy, qx) per trigger.
 
-    patterns = Cpt(ExternalArraySignal, shape=(40, 40, 128, 128), dtype_numpy="<u2", kind="normal")
+    Row 0 starts a scan, each next row continues it, and the row just acquired may come again (a resume
+    re-takes the interrupted row); other rows are refused. `stage()`, `unstage()` and the STEM's `stop()`
+    (unless it is a pause's) give up a scan in progress: its file keeps the rows written so far.
+    """
+
+    patterns = Cpt(ExternalArraySignal, shape=(40, 128, 128), dtype_numpy="<u2", kind="normal")
     calibration_a_inv_per_px = Cpt(Signal, value=0.0, kind="normal")
+    row = Cpt(Signal, value=0, kind="normal")
     step_nm = Cpt(Signal, value=10.0, kind="config")
     scan_px = Cpt(Signal, value=40, kind="config")
     dwell_ms = Cpt(Signal, value=20.0, kind="config")
 
+    def stage(self) -> list[Any]:
+        self._abandon()
+        return super().stage()
+
+    def unstage(self) -> list[Any]:
+        self._abandon()
+        return super().unstage()
+
+    def _abandon(self) -> None:
+        stem = self.parent
+        if isinstance(stem, Stem):
+            stem.abandon_sped()
+
     def _acquire(self, stem: Stem) -> None:
         n = int(self.scan_px.get())
-        stem.acquire_sped(self, n, float(self.step_nm.get()), float(self.dwell_ms.get()))
+        stem.acquire_sped_row(self, int(self.row.get()), n, float(self.step_nm.get()), float(self.dwell_ms.get()))
 
     def check_settings(self) -> None:
         check_range("SPED step", float(self.step_nm.get()), 0.5, 100.0, "nm")
         check_range("SPED scan", float(self.scan_px.get()), 2, 512, "px")
         check_range("SPED dwell", float(self.dwell_ms.get()), 0.1, 1000.0, "ms")
+        row, n = int(self.row.get()), int(self.scan_px.get())
+        if not 0 <= row < n:
+            raise LimitError(f"SPED row {row} is outside the scan's rows 0–{n - 1}")
 
     def expected_instrument_s(self) -> float:
+        """One row: n points of `dwell_ms` each."""
         n = int(self.scan_px.get())
-        return n * n * float(self.dwell_ms.get()) * 1e-3 * FLYBACK_FACTOR
+        return n * float(self.dwell_ms.get()) * 1e-3 * FLYBACK_FACTOR
 
 
 class Stem(LabDevice):
@@ -147,8 +176,32 @@ class Stem(LabDevice):
     def acquire_survey(self, detector: SurveyDetector, n: int, pixel_nm: float, dwell_us: float) -> None:
         raise NotImplementedError
 
-    def acquire_sped(self, detector: SpedDetector, n: int, step_nm: float, dwell_ms: float) -> None:
+    def acquire_sped_row(self, detector: SpedDetector, row: int, n: int, step_nm: float, dwell_ms: float) -> None:
+        """Acquire row `row` of an n × n scan (see `SpedDetector`)."""
         raise NotImplementedError
+
+    def abandon_sped(self) -> None:
+        """Give up the SPED scan in progress, if any (the next scan starts afresh at row 0)."""
+
+
+@dataclass
+class _SpedScan:
+    """A SPED scan on the simulated STEM: its row source, its file and the truth so far.
+
+    It stays after its last row (a resume may re-take that row) until the next scan or a stop.
+    """
+
+    settings: tuple[str, int, float, float]  # sample id, n, step, dwell: fixed for the scan
+    rows: Iterator[tuple[int, np.ndarray]]
+    file: HDF5RowFile
+    calibration_a_inv_per_px: float
+    true_phase: np.ndarray
+    true_orientations: np.ndarray
+    dropped: np.ndarray
+    next_row: int = 0
+    last_frames: np.ndarray | None = None  # the row just acquired, for a re-take after a pause
+    abandoned: bool = False
+    first_datum_id: str = ""
 
 
 class SimStem(SimBacked, Stem):
@@ -165,11 +218,21 @@ class SimStem(SimBacked, Stem):
         self.sped.scan_px.put(sped.scan_shape[0])
         self.sped.dwell_ms.put(sped.dwell_ms)
         self.probe_current_pa.put(stem.probe_current_pa)
+        self._sped_scan: _SpedScan | None = None
+        self._sped_lock = threading.Lock()  # one row at a time, even when a resume re-takes a row still running
 
     def stop(self, *, success: bool = False) -> None:
+        """Beam blanked. A pause or suspension (`success=True`) keeps the SPED scan, to be resumed by row."""
         super().stop(success=success)
         if self.state.get() == "acquiring":
             self.state.put("ready")
+        if not success:
+            self.abandon_sped()
+
+    def abandon_sped(self) -> None:
+        scan, self._sped_scan = self._sped_scan, None  # never waits on a row in progress: it sees `abandoned`
+        if scan is not None:
+            scan.abandoned = True
 
     def _load(self, sample_id: str) -> None:
         self.lab.truth(sample_id)  # refuses a sample that was never sintered
@@ -183,11 +246,14 @@ class SimStem(SimBacked, Stem):
         return max(survey, sped)
 
     def _expose(self, instrument: str) -> np.random.Generator:
+        self._unblank()
+        return self.lab.rng(instrument, str(self.loaded_sample.get()))
+
+    def _unblank(self) -> None:
         if self.beam_blanked.get() is False and self.state.get() == "acquiring":
             raise InterlockError(f"{self.name}: an acquisition is already running")
         self.state.put("acquiring")
         self.beam_blanked.put(False)
-        return self.lab.rng(instrument, str(self.loaded_sample.get()))
 
     def acquire_survey(self, detector: SurveyDetector, n: int, pixel_nm: float, dwell_us: float) -> None:
         sample_id = str(self.loaded_sample.get())
@@ -210,27 +276,69 @@ class SimStem(SimBacked, Stem):
         self._keep_truth("survey", ids["haadf"], {"label": image.label, "grain_id": image.grain_id})
         self.stop()
 
-    def acquire_sped(self, detector: SpedDetector, n: int, step_nm: float, dwell_ms: float) -> None:
+    def acquire_sped_row(self, detector: SpedDetector, row: int, n: int, step_nm: float, dwell_ms: float) -> None:
+        with self._sped_lock:
+            scan = self._sped_scan
+            settings = (str(self.loaded_sample.get()), n, step_nm, dwell_ms)
+            same = scan is not None and not scan.abandoned and scan.settings == settings
+            if same and scan is not None and row == scan.next_row - 1 and scan.last_frames is not None:
+                frames, first_take = scan.last_frames, False  # a re-take: the simulator draws each row once
+            else:
+                if not (same and scan is not None and row == scan.next_row < n):
+                    if row != 0:
+                        raise LimitError(f"{detector.name}: row {row} out of order; a scan starts at row 0")
+                    self.abandon_sped()
+                    scan = self._sped_scan = self._start_sped(detector, n, step_nm, dwell_ms)
+                _, frames = next(scan.rows)
+                scan.next_row, scan.last_frames, first_take = row + 1, frames, True
+            self._unblank()
+            try:
+                self.lab.clock.sleep(n * dwell_ms * 1e-3)
+                if not scan.abandoned:  # else stopped meanwhile: the row is lost with the scan
+                    self._deliver_row(detector, scan, row, frames, first_take)
+            finally:
+                self.beam_blanked.put(True)  # no dose between rows, while the plan reads and moves on
+                self.state.put("ready")
+
+    def _deliver_row(self, detector: SpedDetector, scan: _SpedScan, row: int, frames: np.ndarray, first: bool) -> None:
+        """Write the row, point the detector's reading at it; the truth goes aside after the last row."""
+        datum_id = scan.file.write_row(row, frames)
+        detector.calibration_a_inv_per_px.put(scan.calibration_a_inv_per_px)
+        detector.patterns.put(datum_id)
+        if first:
+            scan.dropped[row] = ~frames.reshape(frames.shape[0], -1).any(axis=1)
+            scan.first_datum_id = scan.first_datum_id or datum_id
+            if scan.next_row == len(scan.dropped):
+                truth = {"orientations": scan.true_orientations, "phase": scan.true_phase, "dropped": scan.dropped}
+                self._keep_truth("sped", scan.first_datum_id, truth)
+
+    def _start_sped(self, detector: SpedDetector, n: int, step_nm: float, dwell_ms: float) -> _SpedScan:
+        """Draw the scan's faults and rows as a whole-scan acquisition would (same use of the rng), open its file."""
         sample_id = str(self.loaded_sample.get())
-        rng = self._expose("stem-sped")
+        rng = self.lab.rng("stem-sped", sample_id)
         faults_cfg = self.lab.world.faults
         dropout = faults_cfg.detector_dropout_fraction if faults_cfg.fires("detector_dropout", rng) else 0.0
         faults = SpedFaults(detector_dropout_fraction=dropout, beam_blank=faults_cfg.fires("beam_blank", rng))
         section = self.lab.specimen(sample_id, self._specimen_extent_nm()).rasterize((0.0, 0.0), (n, n), step_nm)
         config = self.lab.world.sped.model_copy(update={"dwell_ms": dwell_ms})
-        scan = simulate_scan(config, section, rng, faults=faults)
-        self.lab.clock.sleep(n * n * dwell_ms * 1e-3)
-        detector.patterns.shape = scan.data.shape
-        attrs = {"step_nm": step_nm, "calibration_a_inv_per_px": scan.calibration_a_inv_per_px, "sample_id": sample_id}
-        ids = detector.writer.write("sped", {"patterns": scan.data}, attrs)  # type: ignore[union-attr]
-        detector.calibration_a_inv_per_px.put(scan.calibration_a_inv_per_px)
-        detector.patterns.put(ids["patterns"])
-        self._keep_truth(
-            "sped",
-            ids["patterns"],
-            {"orientations": scan.true_orientations, "phase": scan.true_phase, "dropped": scan.dropped},
+        q = config.pattern_px
+        detector.patterns.shape = (n, q, q)
+        calibration = config.calibration_a_inv_per_px
+        attrs = {"step_nm": step_nm, "calibration_a_inv_per_px": calibration, "sample_id": sample_id}
+        file = detector.writer.open_rows("sped", "patterns", (n, n, q, q), "<u2", attrs)  # type: ignore[union-attr]
+        # The truth `simulate_scan` would return: phase and orientation per point; dead frames as they come.
+        solid = (section.grain_id >= 0) & (section.phase_id != PORE_PHASE_ID)
+        true_orientations = np.full((n, n, 4), np.nan)
+        true_orientations[solid] = np.asarray(section.orientations, dtype=float).reshape(-1, 4)[section.grain_id[solid]]
+        return _SpedScan(
+            settings=(sample_id, n, step_nm, dwell_ms),
+            rows=iter_scan_rows(config, section, rng, faults=faults),
+            file=file,
+            calibration_a_inv_per_px=calibration,
+            true_phase=np.where(solid, section.phase_id, PORE_PHASE_ID).astype(np.uint8),
+            true_orientations=true_orientations,
+            dropped=np.zeros((n, n), dtype=bool),
         )
-        self.stop()
 
     def _keep_truth(self, kind: str, datum_id: str, arrays: dict[str, np.ndarray]) -> None:
         """Truth goes to a separate directory, never into the documents, and only when asked for."""
@@ -259,5 +367,5 @@ class EpicsStem(Stem):
     def acquire_survey(self, detector: SurveyDetector, n: int, pixel_nm: float, dwell_us: float) -> None:
         raise NotImplementedError("EPICS STEM acquisition needs the site's areaDetector HDF5 plugin: not built yet")
 
-    def acquire_sped(self, detector: SpedDetector, n: int, step_nm: float, dwell_ms: float) -> None:
+    def acquire_sped_row(self, detector: SpedDetector, row: int, n: int, step_nm: float, dwell_ms: float) -> None:
         raise NotImplementedError("EPICS SPED acquisition needs the site's areaDetector HDF5 plugin: not built yet")

@@ -10,7 +10,8 @@ On the stream the agent is a bluesky callback (`RE.subscribe(agent)` in-process,
 - a whole scan (ny, nx, qy, qx) in one datum — indexed in chunks of rows as soon as the event arrives;
 - or one row (nx, qy, qx) per event (`datum_kwargs["row"]` gives its row, else the arrival order) —
   indexed as each row arrives; the map is finished when the descriptor's `ny` rows are in (from the
-  configuration's `…scan_px` / `…scan_ny`), or at the run's stop with the rows that came.
+  configuration's `…scan_px` / `…scan_ny`), or at a successful stop with the rows that came (a run that
+  stops aborted or failed before its last row gets a failed analysis run).
 
 The calibration (Å⁻¹ per detector pixel) comes from the event's `…calibration_a_inv_per_px` field, else
 the HDF5 file's attributes; the step from the configuration's `…step_nm`, else the file. Each map is
@@ -300,13 +301,19 @@ class OrientationAgent:
         run = self._runs.pop(doc["run_start"], None)
         if run is None:
             return
+        status = doc.get("exit_status", "success")
         for descriptor_uid, scan in run.scans.items():
             self._descriptor_run.pop(descriptor_uid, None)
-            if scan.results:
-                try:
-                    self._publish_rows(run, scan)
-                except Exception as exc:
-                    self._publish(run, scan.first_event, None, str(exc))
+            if not scan.results:
+                continue
+            if status != "success":  # an aborted scan's rows are not a map of the specimen
+                got = f"{len(scan.results)} of {scan.rows_expected or '?'} rows"
+                self._publish(run, scan.first_event, None, f"the SPED run ended '{status}' after {got}")
+                continue
+            try:
+                self._publish_rows(run, scan)
+            except Exception as exc:
+                self._publish(run, scan.first_event, None, str(exc))
         if run.scans and run.published == 0:
             self._publish(run, None, None, "the run ended without a SPED scan")
         if not self._runs:  # nothing in flight: forget the asset documents

@@ -9,7 +9,7 @@ a suspension or an immediate pause resumes by re-doing the interrupted action in
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from bluesky import plan_stubs as bps
@@ -85,14 +85,26 @@ def _configure(settings: dict[Any, float | int | None]) -> Plan:
         yield from bps.mv(*args)
 
 
-def _stem_run(lab: Lab, ctx: SampleContext, detector: Any, stage: str, settings: dict[Any, float | int | None]) -> Plan:
+def _stem_run(
+    lab: Lab,
+    ctx: SampleContext,
+    detector: Any,
+    stage: str,
+    settings: dict[Any, float | int | None],
+    body: Callable[[], Plan] | None = None,
+) -> Plan:
+    """Load, configure, then one run of `body` (default: one trigger and read of `detector`), the beam safe after."""
     yield from bps.checkpoint()
     yield from _load_stem(lab, ctx)
     yield from _configure(settings)
 
+    @bpp.stage_decorator([detector])
     @bpp.run_decorator(md=ctx.md("stem", stage, detector=detector.name))
     def _run() -> Plan:
-        yield from bps.trigger_and_read([detector])
+        if body is None:
+            yield from bps.trigger_and_read([detector])
+        else:
+            yield from body()
 
     return (yield from _safely(_run(), lab.stem))
 
@@ -105,9 +117,22 @@ def survey_image(lab: Lab, ctx: SampleContext, *, pixel_nm: float | None = None,
 
 
 def sped_scan(lab: Lab, ctx: SampleContext, *, step_nm: float | None = None, scan_px: int | None = None) -> Plan:
-    """A SPED 4D scan of the sample (patterns in HDF5, referenced by resource/datum)."""
+    """A SPED 4D scan of the sample: one event per scan row, yielded as each row is acquired.
+
+    The rows go to one HDF5 file (one resource, one datum per row with `row=y`), so an agent indexes a
+    row while the next is acquired. A checkpoint before each row makes a pause or a suspension re-take
+    only the interrupted row.
+    """
     sped = lab.stem.sped
-    return (yield from _stem_run(lab, ctx, sped, "sped_scan", {sped.step_nm: step_nm, sped.scan_px: scan_px}))
+
+    def _rows() -> Plan:
+        for y in range(int(sped.scan_px.get())):
+            yield from bps.checkpoint()
+            yield from bps.mv(sped.row, y)
+            yield from bps.trigger_and_read([sped])
+
+    settings = {sped.step_nm: step_nm, sped.scan_px: scan_px}
+    return (yield from _stem_run(lab, ctx, sped, "sped_scan", settings, _rows))
 
 
 def measure_properties(lab: Lab, ctx: SampleContext) -> Plan:

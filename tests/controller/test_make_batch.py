@@ -89,7 +89,7 @@ def test_a_batch_measures_what_one_by_one_measures_with_the_same_metadata(small_
         tuple(str(s.get(k)) for k in key) for s in alone_log.of("start")
     )
     assert all(stop["exit_status"] == "success" for stop in log.of("stop"))
-    assert len(log.of("datum")) == len(alone_log.of("datum")) == 9  # survey HAADF + BF, SPED, per sample
+    assert len(log.of("datum")) == len(alone_log.of("datum")) == 3 * (2 + 8)  # survey HAADF + BF, 8 SPED rows
     # the STEM keeps a sample for its survey and its scan
     stem_runs = sorted((r for r in runs(log).values() if r["instrument"] == "stem"), key=lambda r: r["start"])
     assert [r["sample"] for r in stem_runs] == ["S-0", "S-0", "S-1", "S-1", "S-2", "S-2"]

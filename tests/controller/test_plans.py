@@ -1,16 +1,27 @@
-"""Plans on a simulated lab with a real RunEngine: documents, metadata, safing, suspension, pause/resume."""
+"""Plans on a simulated lab with a real RunEngine: documents, metadata, SPED rows, safing, suspension,
+pause/resume."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import h5py
 import pytest
+from bluesky import RunEngine
+from bluesky import plan_stubs as bps
+from bluesky import preprocessors as bpp
 from bluesky.utils import FailedStatus, RunEngineInterrupted
 
+from controller.lab import Lab, build_sim_lab
 from controller.plans import SampleContext, make_sample
-from tests.controller.conftest import WEISS
+from controller.run_summary import external_array, load_runs, plot_summary
+from controller.rundir import RunDirectoryWriter
+from devices.assets import HDF5RowFile
+from simulators.world import World
+from tests.controller.conftest import WEISS, DocumentLog
 
 REQUIRED_MD = ("campaign_id", "sample_id", "step", "recipe", "instrument")
 
@@ -127,3 +138,114 @@ def test_pause_and_resume_keep_one_observation_per_step(make_lab, engine_log) ->
     # the interrupted heating is part of the sample's thermal history, followed by the full re-run
     assert lab.sim is not None
     assert len(lab.sim._samples["S-3"].furnace_history) == 2
+
+
+@pytest.fixture
+def small_sped_lab(tmp_path: Path) -> Iterator[Lab]:
+    """A lab whose SPED scans are 6 × 6 and survey frames 128² (fast to simulate)."""
+    world = World(time_acceleration=1.0e5, sped={"scan_shape": (6, 6)}, stem={"shape_px": 128})
+    lab = build_sim_lab(world, tmp_path / "data", truth_dir=tmp_path / "truth")
+    yield lab
+    lab.close()
+
+
+def sped_run(log) -> tuple[dict, list[dict], dict[str, dict], dict[str, dict]]:
+    """The SPED run's start, its primary events, and the datums and resources of the log."""
+    start = next(s for s in log.of("start") if s["stage"] == "sped_scan")
+    descriptors = {d["uid"] for d in log.of("descriptor") if d["run_start"] == start["uid"] and d["name"] == "primary"}
+    events = [e for e in log.of("event") if e["descriptor"] in descriptors]
+    return start, events, {d["datum_id"]: d for d in log.of("datum")}, {r["uid"]: r for r in log.of("resource")}
+
+
+def test_a_sped_scan_streams_one_event_per_row_into_one_file(small_sped_lab, engine_log, tmp_path: Path) -> None:
+    engine, log, observations = engine_log
+    lab = small_sped_lab
+    run_files = RunDirectoryWriter(tmp_path / "runs")
+    engine.subscribe(run_files)
+    engine(make_sample(lab, ctx(), characterize="full"))
+    start, events, datums, resources = sped_run(log)
+    descriptor = next(d for d in log.of("descriptor") if d["run_start"] == start["uid"] and d["name"] == "primary")
+    config = descriptor["configuration"]["stem_sped"]["data"]
+    assert config["stem_sped_scan_px"] == 6 and config["stem_sped_step_nm"] == lab.stem.sped.step_nm.get()
+    assert descriptor["data_keys"]["stem_sped_patterns"]["shape"] == [6, 128, 128]
+
+    rows = [datums[e["data"]["stem_sped_patterns"]]["datum_kwargs"]["row"] for e in events]
+    assert rows == list(range(6)) and [e["data"]["stem_sped_row"] for e in events] == rows
+    assert all(e["data"]["stem_sped_calibration_a_inv_per_px"] > 0 for e in events)
+    (resource_uid,) = {datums[e["data"]["stem_sped_patterns"]]["resource"] for e in events}
+    resource = resources[resource_uid]
+    (truth_file,) = (lab.stem.truth_dir / "").glob("sped-*.h5")
+    with h5py.File(truth_file) as fh:
+        truth_shape = fh["phase"].shape
+    with h5py.File(Path(resource["root"]) / resource["resource_path"]) as fh:
+        patterns = fh[resource["resource_kwargs"]["dataset"]]
+        assert patterns.shape == (*truth_shape, 128, 128) and patterns[-1].any()
+    assert lab.stem.beam_blanked.get() is True and list(observations.observations) == [("C-test", 0)]
+    # the run summary still reads the whole scan through any row's datum
+    sped_docs = load_runs(run_files.files)["sped_scan"]
+    assert external_array(sped_docs, "stem_sped_patterns").shape == (*truth_shape, 128, 128)
+    assert plot_summary(run_files.files, tmp_path / "summary.png").stat().st_size > 20_000
+
+
+def pause_after_row(plan, row: int):
+    """`plan` with an immediate pause right after the SPED event of `row` is saved."""
+    seen = {"row": -1}
+
+    def mutate(msg):
+        if msg.command == "set" and getattr(msg.obj, "name", "") == "stem_sped_row":
+            seen["row"] = msg.args[0]
+        if msg.command == "save" and seen["row"] == row:
+            seen["row"] = -1
+            return None, bps.pause()
+        return None, None
+
+    return bpp.plan_mutator(plan, mutate)
+
+
+def test_a_paused_sped_scan_resumes_by_re_taking_one_row(small_sped_lab, engine_log) -> None:
+    engine, log, observations = engine_log
+    lab = small_sped_lab
+    with pytest.raises(RunEngineInterrupted):
+        engine(pause_after_row(make_sample(lab, ctx(), characterize="full"), 2))
+    assert lab.stem.beam_blanked.get() is True
+    engine.resume()
+    start, events, datums, _ = sped_run(log)
+    rows = [datums[e["data"]["stem_sped_patterns"]]["datum_kwargs"]["row"] for e in events]
+    assert rows == [0, 1, 2, 2, 3, 4, 5], "the resume re-takes the row since the last checkpoint, then goes on"
+    assert [e["seq_num"] for e in events] == [1, 2, 3, 3, 4, 5, 6], "bluesky's rewind numbers the re-take again"
+    stop = next(s for s in log.of("stop") if s["run_start"] == start["uid"])
+    assert stop["exit_status"] == "success" and list(observations.observations) == [("C-test", 0)]
+
+
+def test_a_sped_scan_interrupted_mid_way_leaves_the_beam_blanked(small_sped_lab, engine_log, monkeypatch) -> None:
+    engine, log, observations = engine_log
+    lab = small_sped_lab
+    with pytest.raises(RunEngineInterrupted):
+        engine(pause_after_row(make_sample(lab, ctx(), characterize="full"), 2))
+    engine.abort("operator")
+    start, events, _, _ = sped_run(log)
+    assert len(events) == 3
+    assert next(s for s in log.of("stop") if s["run_start"] == start["uid"])["exit_status"] == "abort"
+    assert lab.stem.beam_blanked.get() is True and lab.stem.state.get() != "acquiring"
+    assert not observations.observations
+
+    # a detector failure in the middle of a row (beam on): the row's status fails, the plan makes it safe
+    engine2 = RunEngine({})
+    log2 = DocumentLog()
+    engine2.subscribe(log2)
+    write_row = HDF5RowFile.write_row
+
+    def failing(self: HDF5RowFile, row: int, frames) -> str:
+        assert lab.stem.beam_blanked.get() is False
+        if row == 3:
+            raise OSError("detector link lost")
+        return write_row(self, row, frames)
+
+    monkeypatch.setattr(HDF5RowFile, "write_row", failing)
+    with pytest.raises(FailedStatus):
+        engine2(make_sample(lab, ctx(step=1), characterize="full"))
+    start, events, _, _ = sped_run(log2)
+    assert len(events) == 3
+    stop = next(s for s in log2.of("stop") if s["run_start"] == start["uid"])
+    assert stop["exit_status"] == "fail"
+    assert lab.stem.beam_blanked.get() is True and lab.stem.state.get() != "acquiring"

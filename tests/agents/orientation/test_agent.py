@@ -182,3 +182,16 @@ def row_run_docs(path: Path, ny: int, calibration: float, rows: list[int]) -> It
         data = {"stem_sped_patterns": datum["datum_id"], "stem_sped_calibration_a_inv_per_px": calibration}
         yield "event", descriptor.compose_event(data=data, timestamps={k: 0.0 for k in data}, seq_num=seq)
     yield "stop", run.compose_stop()
+
+
+def test_an_aborted_scan_is_not_published_as_a_map(bicrystal, tmp_path: Path) -> None:
+    scan, _ = bicrystal
+    path = write_rows(tmp_path / "rows.h5", scan.data, scan.calibration_a_inv_per_px)
+    log = Published()
+    agent = OrientationAgent(resolution_deg=2.0, subscribers=[log])
+    docs = list(row_run_docs(path, SPED.scan_shape[0], scan.calibration_a_inv_per_px, [0, 1, 2]))
+    for name, doc in docs[:-1]:
+        agent(name, doc)
+    agent("stop", {**docs[-1][1], "exit_status": "abort", "reason": "operator abort"})
+    stops = log.of("stop")
+    assert [d["exit_status"] for d in stops] == ["fail"] and "'abort' after 3 of 8 rows" in stops[0]["reason"]
