@@ -72,6 +72,10 @@ class RecipeSpace(Space):
     """
 
     kind = "recipe"
+    input_warping_default = True
+    """Recipe responses have cliffs beside plateaus (under-milled powder does not react): warp the inputs.
+    Generic box and pool spaces do not warp by default: on a smooth response with a handful of points
+    the warping's extra hyperparameters cost more than they bring (tests/agents/test_pool.py)."""
 
     def __init__(
         self,

@@ -30,6 +30,8 @@ class Space(ABC):
     """Dimension of the feature cube the models see."""
     cat_columns: tuple[int, ...] = ()
     """Feature columns of the one-hot block of the (single) categorical; empty if there is none."""
+    input_warping_default: bool = False
+    """Whether the agent's GPs warp their inputs unless `AcquisitionSettings.input_warping` says otherwise."""
 
     @abstractmethod
     def to_state(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ is what the paper's is: a seeded shuffle of the pool. Inputs are every column ot
 
     .venv/bin/python bench/pool_replay.py DATASET.csv --target COLUMN (--maximize | --minimize)
         [--seeds N] [--json] [--quick] [--plot OUT.png] [--until-exhausted] [--log-target]
+        [--ucb-beta B] [--input-warping]
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def replay_bayesian(
     until_exhausted: bool = False,
     log_target: bool = False,
     ucb_beta: float | None = None,
+    input_warping: bool = False,
 ) -> Replay:
     """The Bayesian agent in pool mode, one experiment per cycle, until all top designs are found."""
     from agents.bayesian import BayesianAgent
@@ -164,7 +166,7 @@ def replay_bayesian(
         objective=name,
         direction=direction,
         constraints=(),
-        settings={"ucb_beta": ucb_beta},
+        settings={"ucb_beta": ucb_beta, "input_warping": input_warping},
     )
     row_of = {tuple(float(v) for v in x): i for i, x in enumerate(pool.X)}
     observed = np.log(pool.y) if log_target else pool.y
@@ -375,6 +377,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ucb-beta", type=float, help="the agent's qUCB with this β instead of qLogNEI (the paper's GP used LCB)"
     )
+    parser.add_argument(
+        "--input-warping", action="store_true", help="the GPs learn an input warping (off by default for pools)"
+    )
     return parser.parse_args(argv)
 
 
@@ -401,7 +406,12 @@ def run(args: argparse.Namespace, pool: Pool) -> dict[str, Any]:
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task(f"{args.dataset.name} seeds", total=args.seeds)
         for seed in range(args.seeds):
-            kwargs = {"until_exhausted": args.until_exhausted, "log_target": args.log_target, "ucb_beta": args.ucb_beta}
+            kwargs = {
+                "until_exhausted": args.until_exhausted,
+                "log_target": args.log_target,
+                "ucb_beta": args.ucb_beta,
+                "input_warping": args.input_warping,
+            }
             bo.append(replay_bayesian(pool, top, args.direction, seed, **kwargs))
             rnd.append(replay_random(top, seed))
             progress.advance(task)
@@ -412,6 +422,7 @@ def run(args: argparse.Namespace, pool: Pool) -> dict[str, Any]:
         "seeds": args.seeds,
         "stop": "pool exhausted" if args.until_exhausted else "all top-5 % found",
         "log_target": args.log_target,
+        "input_warping": args.input_warping,
         "acquisition": "qLogNEI" if args.ucb_beta is None else f"qUCB beta={args.ucb_beta:g}",
         **summarize(pool, top, bo, rnd),
     }

@@ -249,7 +249,7 @@ class BayesianAgent(LedgerAgent):
                 targets,
                 self._hyper,
                 (settings.fit_maxiter, settings.warm_fit_maxiter),
-                warp=settings.input_warping,
+                warp=self.input_warping,
             )
             info["fit_seconds"] = time.perf_counter() - t0
             ref = None
@@ -298,6 +298,12 @@ class BayesianAgent(LedgerAgent):
             "pool": self._pool_arg,
             "settings": self.settings.to_state(),
         }
+
+    @property
+    def input_warping(self) -> bool:
+        """Whether the GPs warp their inputs: the settings' choice, else the space's default."""
+        chosen = self.settings.input_warping
+        return self.space.input_warping_default if chosen is None else chosen
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> Self:

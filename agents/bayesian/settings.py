@@ -24,7 +24,8 @@ class AcquisitionSettings:
         short carries its progress into the next one, so the cap bounds latency, not final quality.
     pool_batch: pool rows scored per acquisition call in pool mode.
     ucb_beta: use qUCB with this β instead of qLogNEI (single objective, no constraints).
-    input_warping: the objective and constraint GPs learn a warping of each input (`agents.bayesian.model`).
+    input_warping: the objective and constraint GPs learn a warping of each input (`agents.bayesian.model`);
+        None: the space's default (`Space.input_warping_default`: on for recipes, off for boxes and pools).
     """
 
     mc_samples: int = 128
@@ -35,14 +36,15 @@ class AcquisitionSettings:
     warm_fit_maxiter: int = 30
     pool_batch: int = 512
     ucb_beta: float | None = None
-    input_warping: bool = True
+    input_warping: bool | None = None
 
     def __post_init__(self) -> None:
         beta = self.ucb_beta
         if beta is not None and (isinstance(beta, bool) or not isinstance(beta, int | float) or not beta > 0):
             raise ValueError(f"AcquisitionSettings.ucb_beta must be None or a positive number, got {beta!r}")
-        if not isinstance(self.input_warping, bool):
-            raise ValueError(f"AcquisitionSettings.input_warping must be true or false, got {self.input_warping!r}")
+        warp = self.input_warping
+        if warp is not None and not isinstance(warp, bool):
+            raise ValueError(f"AcquisitionSettings.input_warping must be true, false or None, got {warp!r}")
         for f in fields(self):
             if f.name in ("ucb_beta", "input_warping"):
                 continue

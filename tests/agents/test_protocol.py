@@ -163,9 +163,12 @@ def test_a_checkpoint_of_another_kind_is_refused() -> None:
 
 
 def test_a_checkpoint_from_before_input_warping_resumes_without_it() -> None:
-    state = make("bayesian").checkpoint()
-    assert state["config"]["settings"]["input_warping"] is True
+    agent = make("bayesian")
+    assert agent.input_warping is True  # a recipe space warps by default
+    state = agent.checkpoint()
+    assert state["config"]["settings"]["input_warping"] is None
     del state["config"]["settings"]["input_warping"]
-    assert restore_agent(state).settings.input_warping is False
-    with pytest.raises(ValueError, match="input_warping must be true or false"):
+    restored = restore_agent(state)
+    assert restored.settings.input_warping is False and restored.input_warping is False
+    with pytest.raises(ValueError, match="input_warping must be true, false or None"):
         BayesianAgent(RecipeSpace(), seed=0, settings={"input_warping": "yes"})
