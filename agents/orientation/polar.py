@@ -133,6 +133,21 @@ class PatternTransform:
     def __call__(self, patterns: np.ndarray | torch.Tensor) -> torch.Tensor:
         return torch.fft.rfft(self.polar(patterns), dim=-1)[..., : self.geometry.n_freq]
 
+    def decision(self, patterns: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Coefficients with the background taken off *before* the square root, for deciding ambiguities.
+
+        ``√counts − median`` shows a weak spot on the halo as ``√(b + s) − √b ≈ s / 2√b``, not the templates'
+        ``√s``: weak spots, the ones that tell pseudo-symmetric solutions apart, are mis-weighted, and the
+        correlation peaks up to ~1° off the truth (measured). ``√max(counts − median, 0)`` matches the
+        templates, so refined solutions are compared here; its noise floor (positive on every ring) makes it
+        a poorer pre-filter, which is why the search itself stays on the variance-stabilised ``√counts``.
+        """
+        g = self.geometry
+        x = self._blur(torch.as_tensor(patterns).to(torch.float32).clamp_min(0.0)).reshape(len(patterns), -1)
+        polar = (x[:, self.index] * self.weight).sum(-1).reshape(-1, g.n_rings, g.n_theta)
+        polar = (polar - polar.median(dim=-1, keepdim=True).values).clamp_min(0.0).sqrt()
+        return torch.fft.rfft(polar * self.ring_weights[None, :, None], dim=-1)[..., : g.n_freq]
+
 
 def coefficient_norms(coefficients: torch.Tensor, n_theta: int) -> torch.Tensor:
     """L2 norm over rings and azimuth of the band-limited signal (Parseval with rfft's doubled terms)."""
