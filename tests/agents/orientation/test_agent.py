@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 import pytest
 from bluesky import RunEngine
-from event_model import DocumentNames, compose_run, schema_validators
+from event_model import compose_run
 
 from agents.orientation.agent import OrientationAgent
 from controller.lab import build_sim_lab
@@ -21,6 +20,7 @@ from controller.recipe import load_recipe
 from simulators.orientations import disorientation_deg
 from simulators.sped import SpedConfig, simulate_scan
 from simulators.world import World
+from tests.controller.conftest import DocumentLog as Published
 
 ROOT = Path(__file__).resolve().parents[3]
 SPED = SpedConfig(scan_shape=(8, 8), step_nm=20.0)
@@ -34,20 +34,6 @@ class _Section:
     phase_id: np.ndarray
     orientations: np.ndarray
     pixel_nm: float = SPED.step_nm
-
-
-class Published:
-    """The agent's own documents, validated against event-model's schemas."""
-
-    def __init__(self) -> None:
-        self.docs: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        schema_validators[DocumentNames[name]].validate(doc)
-        self.docs.append((name, doc))
-
-    def of(self, name: str) -> list[dict[str, Any]]:
-        return [d for n, d in self.docs if n == name]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -11,26 +11,13 @@ import h5py
 import numpy as np
 import pytest
 from bluesky import RunEngine
-from event_model import DocumentNames, compose_run, schema_validators
+from event_model import compose_run
 
 from agents.segmentation.agent import SegmentationAgent
 from agents.segmentation.classical import ClassicalSegmenter
 from agents.segmentation.image_input import ImageError
 from agents.segmentation.sim_data import HELD_OUT_SEED0, simulated_survey
-
-
-class Published:
-    """The agent's own documents, validated against event-model's schemas."""
-
-    def __init__(self) -> None:
-        self.docs: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        schema_validators[DocumentNames[name]].validate(doc)
-        self.docs.append((name, doc))
-
-    def of(self, name: str) -> list[dict[str, Any]]:
-        return [d for n, d in self.docs if n == name]
+from tests.controller.conftest import DocumentLog as Published
 
 
 @pytest.fixture(scope="module")
