@@ -1,0 +1,3 @@
+from controller.worker.process import main
+
+raise SystemExit(main())
