@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from controller.manager.safety import PowerRelays, instruments_at_rest
 from controller.worker.protocol import WorkerClient, WorkerUnavailableError
 
 log = logging.getLogger("grainloop.watchdog")
@@ -42,11 +43,12 @@ class WorkerSupervisor:
         make_safe: Callable[[], str] | None = None,
         on_lost: Callable[[str], None] | None = None,
         log_path: Path | None = None,
+        relays: PowerRelays | None = None,
     ) -> None:
         self.port, self.host, self.data_dir = port, host, data_dir
         self.world_file, self.publish = world_file, publish
         self.interval_s, self.timeout_s, self.startup_grace_s = interval_s, timeout_s, startup_grace_s
-        self.make_safe, self.on_lost = make_safe, on_lost
+        self.make_safe, self.on_lost, self.relays = make_safe, on_lost, relays
         self.log_path = log_path or data_dir / "worker.log"
         self.address = f"tcp://{host}:{port}"
         self.commands = WorkerClient(self.address, timeout_s=max(timeout_s, 2.0))
@@ -123,6 +125,8 @@ class WorkerSupervisor:
             cmd += ["--world", str(self.world_file)]
         if self.publish:
             cmd += ["--publish", self.publish]
+        if self.relays is not None:
+            cmd += ["--relays", str(self.relays.path)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logfile = open(self.log_path, "ab")  # noqa: SIM115 — handed to the child, closed when it is replaced
         self._proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env={**os.environ})
@@ -145,6 +149,7 @@ class WorkerSupervisor:
                         self.status = status
                         self._last_healthy = time.monotonic()
                         self._backoff_s = 1.0
+                        self._rearm_if_at_rest()
                 except WorkerUnavailableError:
                     pass
                 silent_s = time.monotonic() - self._last_healthy
@@ -154,6 +159,18 @@ class WorkerSupervisor:
             if reason is not None and not self._stop.is_set():
                 self._replace(reason)
 
+    def _rearm_if_at_rest(self) -> None:
+        """Re-arm cut relays once a healthy worker reports the furnace cool and the mill stopped."""
+        if self.relays is None or self.relays.armed:
+            return
+        try:
+            devices = self._poll.call("devices").get("devices", {})
+        except WorkerUnavailableError:
+            return
+        if instruments_at_rest(devices) is None:
+            self.relays.arm(by="watchdog: new worker reports the instruments at rest")
+            log.info("relays re-armed")
+
     def _replace(self, reason: str) -> None:
         log.error("%s: killing it, making the instruments safe, restarting", reason)
         proc = self._proc
@@ -162,12 +179,14 @@ class WorkerSupervisor:
             proc.wait(10)
         self.status = None
         safe = "no safe action configured"
-        if self.make_safe is not None:
-            try:
-                safe = self.make_safe()
-            except Exception as exc:  # reported, and the restart still happens
-                safe = f"making safe FAILED: {type(exc).__name__}: {exc}"
-                log.exception("making the instruments safe failed")
+        try:
+            if self.relays is not None:
+                safe = self.relays.cut(reason)
+            if self.make_safe is not None:
+                safe = f"{safe}; {self.make_safe()}" if self.relays is not None else self.make_safe()
+        except Exception as exc:  # reported, and the restart still happens
+            safe = f"making safe FAILED: {type(exc).__name__}: {exc}"
+            log.exception("making the instruments safe failed")
         full = f"{reason}; {safe}"
         self.lost_reasons.append(full)
         if self.on_lost is not None:

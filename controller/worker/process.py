@@ -36,9 +36,10 @@ from bluesky import RunEngine
 from bluesky.utils import RunEngineInterrupted
 
 from controller.lab import Lab, build_sim_lab
+from controller.manager.safety import PowerRelays
 from controller.observations import ObservationCollector
 from controller.plans.make_sample import failure_reason
-from controller.worker.plans import build_plan, validate_item
+from controller.worker.plans import HEATS_OR_SPINS, build_plan, validate_item
 from simulators.world import World, load_world
 
 log = logging.getLogger("grainloop.worker")
@@ -63,8 +64,8 @@ def _jsonable(value: Any) -> Any:
 class Worker:
     """Runs queue items on `lab` with `RE`; `handle(request)` is the command socket's entry."""
 
-    def __init__(self, lab: Lab, RE: RunEngine) -> None:
-        self.lab, self.RE = lab, RE
+    def __init__(self, lab: Lab, RE: RunEngine, relays: PowerRelays | None = None) -> None:
+        self.lab, self.RE, self.relays = lab, RE, relays
         self.observations = ObservationCollector()
         RE.subscribe(self.observations)
         self.tasks: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -106,6 +107,11 @@ class Worker:
     def _cmd_run(self, request: dict[str, Any]) -> dict[str, Any]:
         item = request["item"]
         validate_item(item["name"], item.get("args"), item.get("kwargs"))
+        if item["name"] in HEATS_OR_SPINS and self.relays is not None and not self.relays.armed:
+            reason = self.relays.state().get("reason", "")
+            raise RuntimeError(
+                f"heater and mill relays are cut ({reason}); they re-arm once the instruments are at rest"
+            )
         with self.lock:
             if self._busy() or self.shutting_down:
                 raise RuntimeError("worker is busy" if not self.shutting_down else "worker is shutting down")
@@ -279,7 +285,7 @@ def serve_commands(worker: Worker, address: str, ready: threading.Event, stop: t
         sock.close(linger=0)
 
 
-def build_worker(world: World, data_dir: Path, publish: str | None = None) -> Worker:
+def build_worker(world: World, data_dir: Path, publish: str | None = None, relays: PowerRelays | None = None) -> Worker:
     """A worker on a simulated lab; documents also go to a 0MQ proxy at `publish` (host:port) if given."""
     data_dir.mkdir(parents=True, exist_ok=True)
     lab = build_sim_lab(world, data_dir / "data")
@@ -290,7 +296,7 @@ def build_worker(world: World, data_dir: Path, publish: str | None = None) -> Wo
 
         host, port = publish.rsplit(":", 1)
         RE.subscribe(make_publisher((host, int(port))))
-    return Worker(lab, RE)
+    return Worker(lab, RE, relays)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,10 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--world", type=Path, default=None)
     parser.add_argument("--publish", default=None, help="HOST:PORT of the 0MQ proxy's input")
+    parser.add_argument("--relays", type=Path, default=None, help="the power-relay file the watchdog cuts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     world = load_world(args.world) if args.world else World()
-    worker = build_worker(world, args.data_dir, args.publish)
+    worker = build_worker(world, args.data_dir, args.publish, PowerRelays(args.relays) if args.relays else None)
     ready, stop = threading.Event(), threading.Event()
     thread = threading.Thread(
         target=serve_commands, args=(worker, f"tcp://{args.host}:{args.port}", ready, stop), daemon=True

@@ -16,8 +16,11 @@ import pytest
 
 from controller.manager.manager import Manager
 from controller.manager.queue import MemoryQueueStore, PlanQueue
+from controller.manager.safety import PowerRelays
 from controller.manager.watchdog import WorkerSupervisor
 from controller.worker.plans import PlanItemError
+from controller.worker.process import build_worker
+from simulators.world import World
 
 RECIPE = {
     "mill_rpm": 500.0,
@@ -60,7 +63,12 @@ def lab(tmp_path: Path) -> Iterator[tuple[Manager, list[str]]]:
         return "instruments made safe (test)"
 
     worker = WorkerSupervisor(
-        port=free_port(), data_dir=tmp_path, interval_s=0.2, timeout_s=3.0, make_safe=make_safe
+        port=free_port(),
+        data_dir=tmp_path,
+        interval_s=0.2,
+        timeout_s=3.0,
+        make_safe=make_safe,
+        relays=PowerRelays(tmp_path / "relays.json"),
     )
     manager = Manager(PlanQueue(MemoryQueueStore()), worker, tick_s=0.05)
     worker.start()
@@ -148,11 +156,37 @@ def test_kill_9_mid_plan_makes_safe_restarts_and_records_the_loss(lab: tuple[Man
     wait_for(lambda: len(manager.queue.history) == 1, 30, "the loss to be recorded")
     result = manager.queue.get_history()[0]["result"]
     assert result["exit_status"] == "failed" and result["msg"].startswith("worker lost")
-    assert "made safe" in result["msg"]
+    assert "relays cut" in result["msg"] and "made safe" in result["msg"]
     assert safe_calls == ["safe"]
+    relays = manager.worker.relays
+    assert relays is not None
+    # re-armed only after the new worker reported the instruments at rest
+    wait_for(lambda: relays.armed, 120, "the relays to re-arm")
+    assert relays.state()["previous"]["reason"].startswith("worker process exited")
     wait_for(lambda: manager.worker.ready and manager.worker.pid not in (None, first_pid), 120, "a new worker")
     assert manager.worker.restarts == 1
     manager.queue.add(hold(0.2))
     manager.queue_start()
     wait_for(lambda: len(manager.queue.history) == 2, 30, "an item on the new worker")
     assert manager.queue.get_history()[1]["result"]["exit_status"] == "completed"
+
+
+def test_worker_refuses_heating_while_the_relays_are_cut(tmp_path: Path) -> None:
+    relays = PowerRelays(tmp_path / "relays.json")
+    worker = build_worker(World(), tmp_path, relays=relays)
+    try:
+        relays.cut("test: worker lost")
+        item = {
+            "item_uid": "u1",
+            "name": "make_sample",
+            "kwargs": {"recipe": RECIPE, "campaign_id": "c", "sample_id": "c-0", "step": 0, "characterize": "none"},
+        }
+        reply = worker.handle({"method": "run", "item": item})
+        assert not reply["ok"] and "relays are cut (test: worker lost)" in reply["error"]
+        assert worker.handle(
+            {"method": "run", "item": {"item_uid": "u2", "name": "hold", "kwargs": {"duration_s": 1}}}
+        )["ok"]
+        relays.arm(by="test")
+        assert relays.armed and relays.state()["previous"]["reason"] == "test: worker lost"
+    finally:
+        worker.lab.close()
