@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import h5py
 import numpy as np
-from event_model import compose_run
+from event_model import compose_run, unpack_event_page
 
 from devices.assets import HDF5_SPEC
 
@@ -148,3 +149,88 @@ def publish_analysis_run(
                 callback(name, doc)
             except Exception:
                 log.exception("%s agent: subscriber %r failed on %s", agent, callback, name)
+
+
+class StreamAnalysisAgent(ABC):
+    """The document-stream side every analysis agent shares: dispatch, assets, run bookkeeping, publishing.
+
+    A subclass keeps one record per source run in `_runs` (start uid → its own run type), maps the
+    descriptors it analyses to their run in `_descriptor_run`, and implements `_start`, `_descriptor`,
+    `_event` and `_stop`; `_end_run` and `_emit` do the rest.
+    """
+
+    agent_name: ClassVar[str]
+    MAX_KEPT_REPORTS: ClassVar[int] = 100
+
+    def __init__(self, subscribers: list[Callback] | None = None) -> None:
+        self.subscribers: list[Callback] = list(subscribers or [])
+        self.reports: list[Any] = []
+        """Reports of the runs this agent published, oldest first (the last `MAX_KEPT_REPORTS`)."""
+        self.failures: list[str] = []
+        self._runs: dict[str, Any] = {}
+        self._descriptor_run: dict[str, str] = {}
+        self._assets = AssetRegistry()
+
+    def subscribe(self, callback: Callback) -> None:
+        """Send the agent's own runs to `callback(name, doc)`."""
+        self.subscribers.append(callback)
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        try:
+            if name == "event_page":
+                for event in unpack_event_page(doc):
+                    self._event(event)
+            elif name in ("start", "descriptor", "resource", "datum", "event", "stop"):
+                getattr(self, f"_{name}")(doc)
+        except Exception:  # a callback must never take down the RunEngine or the dispatcher
+            log.exception("%s agent: could not handle a %s document", self.agent_name, name)
+
+    @abstractmethod
+    def _start(self, doc: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def _descriptor(self, doc: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def _event(self, doc: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def _stop(self, doc: dict[str, Any]) -> None: ...
+
+    def _resource(self, doc: dict[str, Any]) -> None:
+        self._assets.add_resource(doc)
+
+    def _datum(self, doc: dict[str, Any]) -> None:
+        self._assets.add_datum(doc)
+
+    def _end_run(self, run_uid: str) -> Any:
+        """Forget a source run and its descriptors (the asset documents too once none is in flight)."""
+        run = self._runs.pop(run_uid, None)
+        for descriptor_uid in [d for d, r in self._descriptor_run.items() if r == run_uid]:
+            del self._descriptor_run[descriptor_uid]
+        if not self._runs:
+            self._assets.clear()
+        return run
+
+    def _emit(
+        self,
+        parent_start: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+        report: Any | None,
+        reason: str,
+        source_event: Mapping[str, Any] | None,
+    ) -> None:
+        """Publish one analysis run (a failed one when `report` is None) and keep the report or reason."""
+        data = report.event_data() if report is not None else None
+        publish_analysis_run(
+            self.subscribers,
+            parent_start,
+            {"agent": self.agent_name, **metadata},
+            data,
+            reason,
+            source_event=source_event,
+        )
+        if report is not None:
+            self.reports = [*self.reports, report][-self.MAX_KEPT_REPORTS :]
+        else:
+            self.failures = [*self.failures, reason][-self.MAX_KEPT_REPORTS :]

@@ -30,10 +30,9 @@ from typing import Any
 
 import h5py
 import numpy as np
-from event_model import unpack_event_page
 from orix.crystal_map import CrystalMap
 
-from agents.analysis_stream import AssetError, AssetRef, AssetRegistry, Callback, publish_analysis_run
+from agents.analysis_stream import AssetError, AssetRef, Callback, StreamAnalysisAgent
 from agents.orientation.crystal_map import to_crystal_map
 from agents.orientation.grains import Grains, map_arrays, reconstruct_grains
 from agents.orientation.indexing import IndexResult, OrientationIndexer, RowStream
@@ -87,8 +86,10 @@ class _SourceRun:
     published: int = 0
 
 
-class OrientationAgent:
+class OrientationAgent(StreamAnalysisAgent):
     """Indexes SPED scans and reports grains and boundaries (see the module docstring)."""
+
+    agent_name = "orientation"
 
     def __init__(
         self,
@@ -100,23 +101,13 @@ class OrientationAgent:
         min_grain_px: int = 4,
         subscribers: list[Callback] | None = None,
     ) -> None:
+        super().__init__(subscribers)
         self.phases = tuple(phases)
         self.resolution_deg = float(resolution_deg)
         self.threshold_deg, self.critical_deg, self.min_grain_px = threshold_deg, critical_deg, min_grain_px
-        self.subscribers: list[Callback] = list(subscribers or [])
         self.reports: list[OrientationReport] = []
-        """Reports of the runs this agent published, oldest first (the last `MAX_KEPT_REPORTS`)."""
-        self.failures: list[str] = []
         self._indexers: dict[tuple[float, int, float], OrientationIndexer] = {}
         self._runs: dict[str, _SourceRun] = {}
-        self._descriptor_run: dict[str, str] = {}
-        self._assets = AssetRegistry()
-
-    MAX_KEPT_REPORTS = 100
-
-    def subscribe(self, callback: Callback) -> None:
-        """Send the agent's own runs to `callback(name, doc)`."""
-        self.subscribers.append(callback)
 
     def indexer(self, calibration_a_inv_per_px: float, pattern_px: int, center_px: float) -> OrientationIndexer:
         """The indexer for this detector geometry (built once: template libraries come from the disk cache)."""
@@ -198,16 +189,6 @@ class OrientationAgent:
 
     # -- the document stream ---------------------------------------------------------------------------
 
-    def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        try:
-            if name == "event_page":
-                for event in unpack_event_page(doc):
-                    self._event(event)
-            elif name in ("start", "descriptor", "resource", "datum", "event", "stop"):
-                getattr(self, f"_{name}")(doc)
-        except Exception:  # a callback must never take down the RunEngine or the dispatcher
-            log.exception("orientation agent: could not handle a %s document", name)
-
     def _start(self, doc: dict[str, Any]) -> None:
         self._runs[doc["uid"]] = _SourceRun(start=doc)
 
@@ -229,12 +210,6 @@ class OrientationAgent:
             step_nm=_first(config, "step_nm"),
             rows_expected=_int_or_none(_first(config, "scan_ny") or _first(config, "scan_px")),
         )
-
-    def _resource(self, doc: dict[str, Any]) -> None:
-        self._assets.add_resource(doc)
-
-    def _datum(self, doc: dict[str, Any]) -> None:
-        self._assets.add_datum(doc)
 
     def _event(self, doc: dict[str, Any]) -> None:
         run_uid = self._descriptor_run.get(doc["descriptor"])
@@ -298,12 +273,11 @@ class OrientationAgent:
         self._publish(run, scan.first_event, analysis.report, "")
 
     def _stop(self, doc: dict[str, Any]) -> None:
-        run = self._runs.pop(doc["run_start"], None)
+        run = self._end_run(doc["run_start"])
         if run is None:
             return
         status = doc.get("exit_status", "success")
-        for descriptor_uid, scan in run.scans.items():
-            self._descriptor_run.pop(descriptor_uid, None)
+        for scan in run.scans.values():
             if not scan.results:
                 continue
             if status != "success":  # an aborted scan's rows are not a map of the specimen
@@ -316,25 +290,13 @@ class OrientationAgent:
                 self._publish(run, scan.first_event, None, str(exc))
         if run.scans and run.published == 0:
             self._publish(run, None, None, "the run ended without a SPED scan")
-        if not self._runs:  # nothing in flight: forget the asset documents
-            self._assets.clear()
 
     def _publish(
         self, run: _SourceRun, event: dict[str, Any] | None, report: OrientationReport | None, reason: str
     ) -> None:
         run.published += 1
-        metadata = {
-            "agent": "orientation",
-            "analysis": "orientation_map",
-            "phases": list(self.phases),
-            "plan_name": "orientation_analysis",
-        }
-        data = report.event_data() if report is not None else None
-        publish_analysis_run(self.subscribers, run.start, metadata, data, reason, source_event=event)
-        if report is not None:
-            self.reports = [*self.reports, report][-self.MAX_KEPT_REPORTS :]
-        else:
-            self.failures = [*self.failures, reason][-self.MAX_KEPT_REPORTS :]
+        metadata = {"analysis": "orientation_map", "phases": list(self.phases), "plan_name": "orientation_analysis"}
+        self._emit(run.start, metadata, report, reason, event)
 
 
 def _dataset_ndim(ref: AssetRef) -> int:

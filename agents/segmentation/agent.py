@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from event_model import unpack_event_page
 
-from agents.analysis_stream import AssetError, AssetRegistry, Callback, publish_analysis_run
+from agents.analysis_stream import AssetError, Callback, StreamAnalysisAgent
 from agents.segmentation.grains import GrainMap, find_grains, grain_statistics
 from agents.segmentation.image_input import ImageError, load_image, survey_pixel_nm, validate_image
 from agents.segmentation.report import MicrostructureReport, Timings
@@ -57,8 +56,10 @@ class _SourceRun:
     frames: int = 0
 
 
-class SegmentationAgent:
+class SegmentationAgent(StreamAnalysisAgent):
     """Segments STEM images with `segmenter` and reports their microstructure (see the module docstring)."""
+
+    agent_name = "segmentation"
 
     def __init__(
         self,
@@ -66,21 +67,11 @@ class SegmentationAgent:
         pixel_nm: float = DEFAULT_PIXEL_NM,
         subscribers: list[Callback] | None = None,
     ) -> None:
+        super().__init__(subscribers)
         self.segmenter = segmenter
         self.pixel_nm = float(pixel_nm)
-        self.subscribers: list[Callback] = list(subscribers or [])
         self.reports: list[MicrostructureReport] = []
-        """Reports of the runs this agent published, oldest first (the last `MAX_KEPT_REPORTS`)."""
-        self.failures: list[str] = []
         self._runs: dict[str, _SourceRun] = {}
-        self._descriptor_run: dict[str, str] = {}
-        self._assets = AssetRegistry()
-
-    MAX_KEPT_REPORTS = 100
-
-    def subscribe(self, callback: Callback) -> None:
-        """Send the agent's own runs to `callback(name, doc)`."""
-        self.subscribers.append(callback)
 
     # -- direct use ------------------------------------------------------------------------------------
 
@@ -142,16 +133,6 @@ class SegmentationAgent:
 
     # -- the document stream ---------------------------------------------------------------------------
 
-    def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        try:
-            if name == "event_page":
-                for event in unpack_event_page(doc):
-                    self._event(event)
-            elif name in ("start", "descriptor", "resource", "datum", "event", "stop"):
-                getattr(self, f"_{name}")(doc)
-        except Exception:  # a callback must never take down the RunEngine or the dispatcher
-            log.exception("segmentation agent: could not handle a %s document", name)
-
     def _start(self, doc: dict[str, Any]) -> None:
         self._runs[doc["uid"]] = _SourceRun(start=doc)
 
@@ -166,12 +147,6 @@ class SegmentationAgent:
             pixel = _configured_pixel_nm(doc)
             if pixel is not None:
                 run.pixel_nm[doc["uid"]] = pixel
-
-    def _resource(self, doc: dict[str, Any]) -> None:
-        self._assets.add_resource(doc)
-
-    def _datum(self, doc: dict[str, Any]) -> None:
-        self._assets.add_datum(doc)
 
     def _event(self, doc: dict[str, Any]) -> None:
         run_uid = self._descriptor_run.get(doc["descriptor"])
@@ -194,15 +169,9 @@ class SegmentationAgent:
             self._publish(run, doc, analysis.report, "")
 
     def _stop(self, doc: dict[str, Any]) -> None:
-        run = self._runs.pop(doc["run_start"], None)
-        if run is None:
-            return
-        for descriptor_uid in run.image_keys:
-            self._descriptor_run.pop(descriptor_uid, None)
-        if run.image_keys and run.frames == 0:
+        run = self._end_run(doc["run_start"])
+        if run is not None and run.image_keys and run.frames == 0:
             self._publish(run, None, None, "the run ended without a survey frame")
-        if not self._runs:  # nothing in flight: forget the asset documents
-            self._assets.clear()
 
     def _resolve(self, datum_id: Any) -> np.ndarray:
         """The 2-D frame a datum id points to (HDF5 file and dataset named by its resource)."""
@@ -228,18 +197,8 @@ class SegmentationAgent:
     def _publish(
         self, run: _SourceRun, event: dict[str, Any] | None, report: MicrostructureReport | None, reason: str
     ) -> None:
-        metadata = {
-            "agent": "segmentation",
-            "analysis": "microstructure",
-            "model": self.segmenter.name,
-            "plan_name": "segmentation_analysis",
-        }
-        data = report.event_data() if report is not None else None
-        publish_analysis_run(self.subscribers, run.start, metadata, data, reason, source_event=event)
-        if report is not None:
-            self.reports = [*self.reports, report][-self.MAX_KEPT_REPORTS :]
-        else:
-            self.failures = [*self.failures, reason][-self.MAX_KEPT_REPORTS :]
+        metadata = {"analysis": "microstructure", "model": self.segmenter.name, "plan_name": "segmentation_analysis"}
+        self._emit(run.start, metadata, report, reason, event)
 
 
 def _image_keys(data_keys: dict[str, Any]) -> list[str]:
