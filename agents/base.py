@@ -87,6 +87,10 @@ class LedgerAgent(ABC):
     def register_failure(self, _id: str, reason: str) -> None:
         self.ledger.fail(_id, reason)
 
+    def withdraw(self, _id: str) -> None:
+        """A suggestion that will not be made (rejected before it ran): no longer pending, not a failure."""
+        self.ledger.withdraw(_id)
+
     def checkpoint(self) -> dict[str, Any]:
         return {
             "kind": self.kind,

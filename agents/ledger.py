@@ -107,6 +107,15 @@ class Ledger:
         trial = self.trials[trial_id]
         trial.status, trial.reason = "failed", str(reason)
 
+    def withdraw(self, trial_id: str) -> None:
+        """Forget a pending trial that will never run (an operator rejected it); it was never measured."""
+        trial = self.trials.get(trial_id)
+        if trial is None:
+            raise KeyError(f"unknown trial id {trial_id!r}")
+        if trial.status != "pending":
+            raise ValueError(f"trial {trial_id} is {trial.status}, only a pending trial can be withdrawn")
+        del self.trials[trial_id]
+
     def with_status(self, *statuses: Status) -> list[Trial]:
         return [t for t in self.trials.values() if t.status in statuses]
 

@@ -42,6 +42,10 @@ class Optimizer(Protocol):
         """Mark a trial failed: a pending one that went wrong, or a completed one found bad later."""
         ...
 
+    def withdraw(self, _id: str) -> None:
+        """Forget a pending trial that will never run (rejected before it ran); not a failure."""
+        ...
+
     def checkpoint(self) -> dict[str, Any]:
         """JSON-serialisable state: observations, pending trials, failures, RNG state, model state."""
         ...

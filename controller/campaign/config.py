@@ -25,6 +25,9 @@ class CampaignConfig(BaseModel):
     target_trapped_field_t: float | None = Field(None, gt=0, description="stop once a sample traps this much")
     patience: int | None = Field(None, ge=1, description="stop after this many experiments without improvement")
     world: dict[str, Any] = Field(default_factory=dict, description="the simulated world (World.model_dump())")
+    mode: Literal["direct", "suggest"] = Field(
+        "direct", description="service campaigns: proposals go straight to the queue, or wait for an operator"
+    )
 
     @model_validator(mode="after")
     def _fixed_fields_fit_the_space(self) -> CampaignConfig:

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-STEP_STATES = ("proposed", "running", "done", "failed")
+STEP_STATES = ("proposed", "running", "done", "failed", "rejected")
 
 metadata = MetaData()
 campaigns = Table(
@@ -57,6 +57,21 @@ steps = Table(
     Column("started_s", Float),
     Column("finished_s", Float),
     Column("origin", String, nullable=False),  # agent | operator
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("approval_id", String, primary_key=True),
+    Column("campaign_id", String, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("recipe", JSON, nullable=False),
+    Column("reasoning", JSON),
+    Column("status", String, nullable=False),  # pending | approved | edited | rejected
+    Column("created_s", Float, nullable=False),
+    Column("decided_by", String),
+    Column("decided_s", Float),
+    Column("note", String),
 )
 
 
@@ -169,6 +184,27 @@ class Journal:
                 self._save_agent(conn, campaign_id, agent_state)
             return bool(done)
 
+    def replace_recipe(self, campaign_id: str, step: int, recipe: dict[str, Any]) -> None:
+        """An operator edited a proposed step's recipe before approving it."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(steps)
+                .where(steps.c.campaign_id == campaign_id, steps.c.step == step, steps.c.status == "proposed")
+                .values(recipe=recipe, origin="operator")
+            )
+
+    def reject(self, campaign_id: str, step: int, reason: str, agent_state: dict[str, Any]) -> bool:
+        """A proposed step an operator rejected: it never runs and is no observation; False if not proposed."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(steps)
+                .where(steps.c.campaign_id == campaign_id, steps.c.step == step, steps.c.status == "proposed")
+                .values(status="rejected", result={"reason": reason}, finished_s=time.time())
+            ).rowcount
+            if done:
+                self._save_agent(conn, campaign_id, agent_state)
+            return bool(done)
+
     def set_status(self, campaign_id: str, status: str, reason: str | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -195,6 +231,50 @@ class Journal:
                 )
                 for r in rows
             ]
+
+    # -- approvals: proposals of `suggest`-mode campaigns waiting for an operator ---------------------
+    def add_approval(self, campaign_id: str, step: int, recipe: dict[str, Any], reasoning: Any) -> str:
+        """The approval of a proposed step; asking again for the same step returns the same approval."""
+        approval_id = f"{campaign_id}:{step}"
+        with self.engine.begin() as conn:
+            if not conn.execute(select(approvals.c.approval_id).where(approvals.c.approval_id == approval_id)).first():
+                conn.execute(
+                    insert(approvals).values(
+                        approval_id=approval_id,
+                        campaign_id=campaign_id,
+                        step=step,
+                        recipe=recipe,
+                        reasoning=json.loads(json.dumps(reasoning, default=str)),
+                        status="pending",
+                        created_s=time.time(),
+                    )
+                )
+        return approval_id
+
+    def approval(self, approval_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(approvals).where(approvals.c.approval_id == approval_id)).mappings().first()
+        return dict(row) if row else None
+
+    def approvals(self, status: str | None = None, campaign_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(approvals).order_by(approvals.c.created_s)
+        if status is not None:
+            query = query.where(approvals.c.status == status)
+        if campaign_id is not None:
+            query = query.where(approvals.c.campaign_id == campaign_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def decide_approval(self, approval_id: str, status: str, by: str, note: str | None) -> bool:
+        """Record a decision once; False if the approval was not pending (decided before, or unknown)."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(approvals)
+                    .where(approvals.c.approval_id == approval_id, approvals.c.status == "pending")
+                    .values(status=status, decided_by=by, decided_s=time.time(), note=note)
+                ).rowcount
+            )
 
     @staticmethod
     def _save_agent(conn: Any, campaign_id: str, agent_state: dict[str, Any]) -> None:

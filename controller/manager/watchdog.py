@@ -146,10 +146,10 @@ class WorkerSupervisor:
                 try:
                     status = self._poll.call("status")
                     if status.get("ok") and status.get("loop_ok", False):
+                        self._rearm_if_at_rest()  # before the manager sees a ready worker and sends it work
                         self.status = status
                         self._last_healthy = time.monotonic()
                         self._backoff_s = 1.0
-                        self._rearm_if_at_rest()
                 except WorkerUnavailableError:
                     pass
                 silent_s = time.monotonic() - self._last_healthy
