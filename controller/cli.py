@@ -17,6 +17,7 @@ from rich.table import Table
 from agents.segmentation.image_input import ImageError
 from controller.campaign.commands import CampaignInputError
 from controller.recipe import RecipeError, load_recipe, one_line
+from controller.service.commands import ServiceInputError
 from devices.envelope import LimitError
 from simulators.world import World, load_world
 
@@ -161,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_seg_parser(sub)
     add_orient_parser(sub)
 
+    from controller.service.commands import add_parser as add_service_parser
+
+    add_service_parser(sub)
+
     demo = sub.add_parser("demo", help="a few recipes on the simulated lab, with a summary")
     demo.add_argument("--out", default="runs/demo")
     demo.set_defaults(func=cmd_demo)
@@ -172,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (BadInputError, LimitError, CampaignInputError, ImageError) as exc:
+    except (BadInputError, LimitError, CampaignInputError, ImageError, ServiceInputError) as exc:
         print(f"grainloop: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

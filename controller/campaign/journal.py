@@ -99,13 +99,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def make_engine(url: str) -> Engine:
+    """An engine on `url`; SQLite gets WAL, synchronous=FULL and a busy timeout (its directory is created)."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 class Journal:
     """All campaigns' steps and agent checkpoints in one database."""
 
     def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine: Engine = make_engine(url)
         metadata.create_all(self.engine)
 
     def create_campaign(self, campaign_id: str, config: dict[str, Any]) -> None:

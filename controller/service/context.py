@@ -1,0 +1,185 @@
+"""Everything the API process holds: settings, state database, manager and worker, metrics, lock, audit.
+
+Routers reach it through `request.app.state.ctx`. The lock follows bluesky-queueserver: an operator
+locks the environment and/or the queue with a lock key; while locked, calls that change the locked part
+must carry that key (an admin may unlock without it). It is kept in the state database, so a restart
+keeps the lab locked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from sqlalchemy.engine import Engine
+
+from controller.api.metrics import ServiceMetrics
+from controller.manager.campaigns import ServiceCampaigns
+from controller.manager.manager import Manager, ManagerError
+from controller.manager.safety import PowerRelays
+from controller.service import keys, state
+from controller.service.config import ServiceSettings
+from controller.service.keys import Principal, Role
+
+log = logging.getLogger("grainloop.service")
+
+
+class ServiceContext:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        engine: Engine,
+        manager: Manager,
+        campaigns: ServiceCampaigns,
+        relays: PowerRelays | None = None,
+        tiled_uri: str | None = None,
+    ) -> None:
+        self.settings, self.engine, self.manager, self.campaigns = settings, engine, manager, campaigns
+        self.relays, self.tiled_uri = relays, tiled_uri
+        self.plans_uid, self.devices_uid, self.lock_uid = (str(uuid.uuid4()) for _ in range(3))
+        self.metrics = ServiceMetrics(self.metric_state)
+        self.readings: dict[str, Any] = {}
+        self.routers: list[APIRouter] = []
+        self._stop = threading.Event()
+        self._restarts_seen = 0
+        manager.add_listener(lambda item, result: self.metrics.item_finished(result))
+
+    # -- auth and audit ----------------------------------------------------------------------------
+    def authenticate(self, header: str | None) -> Principal | None:
+        return keys.authenticate(self.engine, header)
+
+    def audit(self, *, principal: str, role: str | None, action: str, target: Any, outcome: str) -> None:
+        state.audit_record(self.engine, principal=principal, role=role, action=action, target=target, outcome=outcome)
+
+    def audit_list(self, limit: int = 200, since_s: float | None = None) -> list[dict[str, Any]]:
+        return state.audit_list(self.engine, limit, since_s)
+
+    def extra_routers(self) -> list[APIRouter]:
+        return self.routers
+
+    def run_link(self, uid: str) -> str | None:
+        """The run's page on the Tiled server, if there is one."""
+        return f"{self.tiled_uri.rstrip('/')}/api/v1/metadata/{uid}" if self.tiled_uri else None
+
+    # -- status ------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        lock = self.lock_info()
+        return {
+            "msg": "grainloop RE Manager",
+            **self.manager.status(),
+            "plans_allowed_uid": self.plans_uid,
+            "plans_existing_uid": self.plans_uid,
+            "devices_allowed_uid": self.devices_uid,
+            "devices_existing_uid": self.devices_uid,
+            "lock_info_uid": self.lock_uid,
+            "lock": {"environment": lock["environment"], "queue": lock["queue"]},
+            "locked_by": lock["user"],
+            "run_list_uid": self.manager.queue.history_uid,
+            "task_results_uid": self.plans_uid,
+        }
+
+    def metric_state(self) -> dict[str, Any]:
+        s = self.manager.status()
+        lock = self.lock_info()
+        readings = self.readings
+        return {
+            **s,
+            "worker_up": self.manager.worker.ready,
+            "locked": lock["environment"] or lock["queue"],
+            "readings": readings,
+            "devices_connected": {name: "error" not in r for name, r in readings.items()},
+            "campaigns": self.campaign_summaries(),
+        }
+
+    def campaign_summaries(self) -> list[dict[str, Any]]:
+        return [self.campaigns.summary(c) for s in ("running", "paused") for c in self.campaigns.journal_campaigns(s)]
+
+    def device_names(self) -> list[str]:
+        return sorted(self.readings) or ["mill", "furnace", "stem", "properties", "store", "interlock"]
+
+    def poll_devices(self, interval_s: float = 1.0) -> None:
+        """Keep `readings` fresh for /metrics and the devices route; count watchdog restarts."""
+        while not self._stop.wait(interval_s):
+            worker = self.manager.worker
+            if worker.restarts > self._restarts_seen:
+                self.metrics.worker_restarts.inc(worker.restarts - self._restarts_seen)
+                self._restarts_seen = worker.restarts
+            if not worker.ready:
+                continue
+            try:
+                self.readings = worker.call("devices", timeout_s=2.0)["devices"]
+            except Exception:
+                self.readings = {}
+
+    def tick_campaigns(self, interval_s: float = 0.25) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.campaigns.tick()
+            except Exception:  # logged; the next tick tries again
+                log.exception("campaign tick failed")
+
+    def start(self) -> None:
+        self._stop.clear()
+        threading.Thread(target=self.poll_devices, name="device-poll", daemon=True).start()
+        threading.Thread(target=self.tick_campaigns, name="campaigns", daemon=True).start()
+        self.manager.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.manager.close()
+
+    # -- lock --------------------------------------------------------------------------------------
+    def lock_info(self) -> dict[str, Any]:
+        row = state.lock_get(self.engine)
+        if row is None:
+            return {"environment": False, "queue": False, "user": None, "note": None, "time": None}
+        return {
+            "environment": bool(row.get("environment")),
+            "queue": bool(row.get("queue")),
+            "user": row.get("locked_by"),
+            "note": row.get("note"),
+            "time": row.get("since_s"),
+        }
+
+    def lock(self, who: Principal, environment: bool, queue: bool, key: str | None, note: str | None) -> dict:
+        if not (environment or queue):
+            raise ManagerError("lock what? set environment and/or queue")
+        if not key:
+            raise ManagerError("a lock needs a lock_key")
+        if self.lock_info()["user"] is not None:
+            raise ManagerError(f"already locked by {self.lock_info()['user']}")
+        state.lock_set(
+            self.engine,
+            locked_by=who.name,
+            note=note,
+            key_hash=keys.hash_lock_key(key),
+            environment=environment,
+            queue=queue,
+            since_s=time.time(),
+        )
+        self.lock_uid = str(uuid.uuid4())
+        return self.lock_info()
+
+    def unlock(self, who: Principal, key: str | None) -> dict:
+        row = state.lock_get(self.engine)
+        if row is None:
+            raise ManagerError("not locked")
+        if not (who.role == Role.admin or (key and keys.verify_lock_key(key, row["key_hash"]))):
+            raise ManagerError("wrong lock_key (an admin may unlock without one)")
+        state.lock_clear(self.engine)
+        self.lock_uid = str(uuid.uuid4())
+        return self.lock_info()
+
+    def check_lock(self, what: str, key: str | None) -> None:
+        row = state.lock_get(self.engine)
+        if row is None or not row.get(what):
+            return
+        if key and keys.verify_lock_key(key, row["key_hash"]):
+            return
+        raise HTTPException(
+            status_code=423, detail=f"the {what} is locked by {row.get('locked_by')}: {row.get('note') or ''}"
+        )

@@ -1,0 +1,84 @@
+"""`grainloop serve`: assemble the service from its settings and run it until SIGINT/SIGTERM.
+
+The API process is the supervisor: it holds the manager (queue, campaigns, approvals, watchdog) and
+starts the worker process; on shutdown it stops the worker (a running plan is aborted, so its cleanup
+makes the instruments safe) before it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from controller.api import campaigns as campaign_routes
+from controller.api import lab as lab_routes
+from controller.api.app import create_app
+from controller.campaign.journal import Journal
+from controller.manager.campaigns import ServiceCampaigns
+from controller.manager.manager import Manager
+from controller.manager.queue import PlanQueue
+from controller.manager.safety import PowerRelays
+from controller.manager.watchdog import WorkerSupervisor
+from controller.service.config import ServiceSettings
+from controller.service.context import ServiceContext
+from controller.service.state import DbQueueStore, open_state
+
+log = logging.getLogger("grainloop.service")
+
+
+@dataclass
+class Service:
+    settings: ServiceSettings
+    ctx: ServiceContext
+    app: FastAPI
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.bind_host}:{self.settings.api_port}"
+
+
+def build_service(settings: ServiceSettings) -> Service:
+    """Everything wired, nothing started (see `Service.ctx.start`, done by the app's lifespan)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_state_url
+    engine = open_state(url)
+    relays = PowerRelays(settings.data_dir / "relays.json")
+    worker = WorkerSupervisor(
+        port=settings.worker_port,
+        host=settings.bind_host,
+        data_dir=settings.data_dir / "worker",
+        world_file=settings.world_file,
+        interval_s=settings.heartbeat_interval_s,
+        timeout_s=settings.heartbeat_timeout_s,
+        relays=relays,
+    )
+    manager = Manager(PlanQueue(DbQueueStore(engine)), worker)
+    ctx = ServiceContext(settings, engine, manager, ServiceCampaigns(Journal(url), manager), relays=relays)
+    ctx.campaigns.on_decision = ctx.metrics.decision.observe
+    ctx.routers = [campaign_routes.router, lab_routes.router]
+    app = create_app(ctx)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.open_environment:
+            worker.start()
+        ctx.start()
+        try:
+            yield
+        finally:
+            ctx.close()
+
+    app.router.lifespan_context = lifespan
+    return Service(settings, ctx, app)
+
+
+def run_service(settings: ServiceSettings) -> None:
+    service = build_service(settings)
+    url = service.api_url
+    log.info("grainloop API on %s (docs %s/docs, metrics %s/metrics)", url, url, url)
+    uvicorn.run(service.app, host=settings.bind_host, port=settings.api_port, log_level="info")
