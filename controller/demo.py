@@ -1,20 +1,16 @@
-"""`grainloop demo`: example recipes on the simulated lab, then a short Bayesian campaign against the optimum."""
+"""`grainloop demo`: example recipes on the simulated lab, then a short Bayesian campaign through the service."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from controller.campaign.commands import open_journal, print_step, readable
-from controller.campaign.config import CampaignConfig
-from controller.campaign.report import plot_campaign
-from controller.campaign.results import best_so_far, campaign_dir
-from controller.campaign.runner import CampaignRunner
+from controller.campaign.commands import readable
 from controller.recipe import load_recipe
 from controller.run_recipe import run_recipe
+from controller.service.demo import run_service_campaign
 from controller.yardstick import world_optimum
 from simulators.world import World
 
@@ -64,28 +60,5 @@ def run_demo(out_dir: Path) -> int:
     recipe = readable(optimum.model_dump())
     console.print(f"the world's best recipe traps [bold]{best.trapped_field_t:.2f} T[/bold]: {recipe}")
     console.print("summary plots:\n  " + "\n  ".join(plots))
-    run_demo_campaign(console, world, out_dir, optimum_t=best.trapped_field_t)
     console.print(f"documents and HDF5 files: {out_dir}/ — Weiss 2015 record: 1.0 T; 2.7× that is the target")
-    return 0
-
-
-def run_demo_campaign(console: Console, world: World, out_dir: Path, *, optimum_t: float) -> None:
-    """A short closed-loop Bayesian campaign, printed step by step, with its report plot."""
-    console.rule(f"a Bayesian campaign of {DEMO_BUDGET} experiments on the same world")
-    journal = open_journal(out_dir)
-    campaign_id = f"C-demo-{uuid.uuid4().hex[:6]}"
-    config = CampaignConfig(agent="bayes", budget_experiments=DEMO_BUDGET, world=world.model_dump(mode="json"))
-    journal.create_campaign(campaign_id, config.model_dump(mode="json"))
-    runner = CampaignRunner(journal, campaign_id, out_dir, on_step=lambda outcome: print_step(console, outcome))
-    reason = runner.run()
-    rows = journal.steps(campaign_id)
-    found, row = best_so_far(rows, config.min_tc_k)
-    png = plot_campaign(rows, campaign_dir(out_dir, campaign_id) / "campaign.png", min_tc_k=config.min_tc_k,
-                        optimum_t=optimum_t)  # fmt: skip
-    console.print(f"stopped: {reason}")
-    if row is not None and found is not None:
-        console.print(
-            f"best after {len(rows)} experiments: [bold]{found:.3f} T[/bold] "
-            f"({100 * found / optimum_t:.0f} % of the optimum) — {readable(row.recipe)}"
-        )
-    console.print(f"campaign plot: {png}")
+    return run_service_campaign(console, out_dir, DEMO_BUDGET, optimum_t=best.trapped_field_t)
