@@ -79,6 +79,7 @@ class ServiceContext:
             "lock": {"environment": lock["environment"], "queue": lock["queue"]},
             "locked_by": lock["user"],
             "run_list_uid": self.manager.queue.history_uid,
+            "document_stream": f"tcp://{self.settings.bind_host}:{self.settings.zmq_out_port}",
             "task_results_uid": self.plans_uid,
         }
 

@@ -27,6 +27,7 @@ from controller.manager.watchdog import WorkerSupervisor
 from controller.service.config import ServiceSettings
 from controller.service.context import ServiceContext
 from controller.service.state import DbQueueStore, open_state
+from controller.stream.proxy import start_proxy_process
 
 log = logging.getLogger("grainloop.service")
 
@@ -53,6 +54,7 @@ def build_service(settings: ServiceSettings) -> Service:
         host=settings.bind_host,
         data_dir=settings.data_dir / "worker",
         world_file=settings.world_file,
+        publish=f"{settings.bind_host}:{settings.zmq_in_port}",
         interval_s=settings.heartbeat_interval_s,
         timeout_s=settings.heartbeat_timeout_s,
         relays=relays,
@@ -65,6 +67,9 @@ def build_service(settings: ServiceSettings) -> Service:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        proxy = start_proxy_process(
+            f"{settings.bind_host}:{settings.zmq_in_port}", f"{settings.bind_host}:{settings.zmq_out_port}"
+        )
         if settings.open_environment:
             worker.start()
         ctx.start()
@@ -72,6 +77,8 @@ def build_service(settings: ServiceSettings) -> Service:
             yield
         finally:
             ctx.close()
+            proxy.terminate()
+            proxy.wait(10)
 
     app.router.lifespan_context = lifespan
     return Service(settings, ctx, app)

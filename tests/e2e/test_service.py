@@ -259,6 +259,36 @@ def test_kill_9_of_the_worker_mid_campaign(service: Service) -> None:
         assert "grainloop_worker_restarts_total 1.0" in op.get("/metrics").text or restarts > 0
 
 
+def test_documents_reach_a_plain_remote_dispatcher(service: Service) -> None:
+    """A subscriber in another process' shoes: bluesky's RemoteDispatcher with grainloop's msgpack."""
+    from tests.stream.test_stream import Receiver
+
+    with service.client("operator") as op:
+        out = op.get("/api/status").json()["document_stream"]
+        receiver = Receiver(out.removeprefix("tcp://"))
+        try:
+            kwargs = {
+                "recipe": RECIPE,
+                "campaign_id": "stream",
+                "sample_id": "stream-0",
+                "step": 0,
+                "characterize": "image",
+            }
+            for _ in range(3):  # a subscriber that joins late misses what came before: PUB/SUB
+                op.post("/api/queue/item/add", json={"item": {"name": "make_sample", "kwargs": kwargs}})
+                op.post("/api/queue/start")
+                wait_for(lambda: op.get("/api/status").json()["manager_state"] == "idle", 120, "the sample")
+                if any(n == "stop" for n, _ in receiver.docs):
+                    break
+            starts = [d for n, d in receiver.docs if n == "start"]
+            assert starts and all(d["campaign_id"] == "stream" for d in starts)
+            stages = {d["stage"] for d in starts}
+            assert {"survey_image", "measure_properties"} <= stages, stages
+            assert any(n == "resource" for n, _ in receiver.docs)  # images travel as references, not pixels
+        finally:
+            receiver.stop()
+
+
 def test_lock(service: Service) -> None:
     with service.client("operator") as op, service.client("admin") as admin:
         r = op.post("/api/lock", json={"queue": True, "lock_key": "k1", "note": "maintenance"})
