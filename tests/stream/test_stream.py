@@ -81,7 +81,8 @@ def test_run_engine_to_remote_dispatcher(proxy: tuple[str, str]) -> None:
     in_address, out_address = proxy
     receiver = Receiver(out_address)
     RE = RunEngine({}, context_managers=[])
-    RE.subscribe(make_publisher(in_address))
+    publisher = make_publisher(in_address)
+    RE.subscribe(publisher)
     try:
         run_until_received(RE, receiver)
         stop_index = next(i for i, (n, _) in enumerate(receiver.docs) if n == "stop")
@@ -92,6 +93,7 @@ def test_run_engine_to_remote_dispatcher(proxy: tuple[str, str]) -> None:
         assert isinstance(event["data"]["det"], float)
     finally:
         receiver.stop()
+        publisher.close()
 
 
 def test_curve_lets_only_allow_listed_clients_in(tmp_path: Path) -> None:
@@ -109,7 +111,8 @@ def test_curve_lets_only_allow_listed_clients_in(tmp_path: Path) -> None:
     allowed = Receiver(out_address, client_secret=allowed_dir / "client.key_secret", server_public=server_public)
     stranger = Receiver(out_address, client_secret=stranger_dir / "client.key_secret", server_public=server_public)
     RE = RunEngine({}, context_managers=[])
-    RE.subscribe(make_publisher(in_address))
+    publisher = make_publisher(in_address)
+    RE.subscribe(publisher)
     try:
         run_until_received(RE, allowed)
         RE(count([det], num=1))
@@ -118,6 +121,7 @@ def test_curve_lets_only_allow_listed_clients_in(tmp_path: Path) -> None:
     finally:
         allowed.stop()
         stranger.stop()
+        publisher.close()
         proc.terminate()
         proc.wait(10)
 
