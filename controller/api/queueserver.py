@@ -19,7 +19,7 @@ from controller.manager.adjudicator import envelope_violation
 from controller.manager.manager import ManagerError
 from controller.manager.queue import QueueError
 from controller.service.keys import Principal, Role
-from controller.worker.plans import HEATS_OR_SPINS, PlanItemError, describe_plans
+from controller.worker.plans import HEATS_OR_SPINS, PlanItemError, describe_plans, validate_item
 
 router = APIRouter(prefix="/api", tags=["queue (bluesky-httpserver map)"])
 Position = int | Literal["front", "back"]
@@ -99,8 +99,6 @@ def checked_item(item: PlanItem, who: Principal) -> dict[str, Any]:
         rule = envelope_violation(recipe)
         if rule is not None:
             raise HTTPException(status_code=409, detail=f"unsafe recipe: {rule}")
-    from controller.worker.plans import validate_item
-
     try:
         validate_item(item.name, item.args, item.kwargs)
     except PlanItemError as exc:
@@ -114,10 +112,6 @@ def checked_item(item: PlanItem, who: Principal) -> dict[str, Any]:
 
 def refused(exc: Exception) -> HTTPException:
     return HTTPException(status_code=409, detail=str(exc))
-
-
-def _locked(ctx: Any, what: str, lock_key: str | None) -> None:
-    ctx.check_lock(what, lock_key)
 
 
 @router.get("/ping")
@@ -135,7 +129,7 @@ def queue_get(ctx: Ctx, who: Observer) -> dict[str, Any]:
 
 @router.post("/queue/item/add")
 def item_add(body: ItemAdd, ctx: Ctx, who: Operator) -> dict[str, Any]:
-    _locked(ctx, "queue", body.lock_key)
+    ctx.check_lock("queue", body.lock_key)
     data = checked_item(body.item, who)
     try:
         item, _ = ctx.manager.queue.add(data, body.pos, body.before_uid, body.after_uid)
@@ -146,7 +140,7 @@ def item_add(body: ItemAdd, ctx: Ctx, who: Operator) -> dict[str, Any]:
 
 @router.post("/queue/item/add/batch")
 def item_add_batch(body: ItemAddBatch, ctx: Ctx, who: Operator) -> dict[str, Any]:
-    _locked(ctx, "queue", body.lock_key)
+    ctx.check_lock("queue", body.lock_key)
     checked = [checked_item(item, who) for item in body.items]  # all or nothing
     added = []
     before, after, pos = body.before_uid, body.after_uid, body.pos
@@ -172,7 +166,7 @@ def item_get(ctx: Ctx, who: Observer, body: Annotated[ItemRef | None, Body()] = 
 
 @router.post("/queue/item/remove")
 def item_remove(body: ItemRef, ctx: Ctx, who: Operator) -> dict[str, Any]:
-    _locked(ctx, "queue", body.lock_key)
+    ctx.check_lock("queue", body.lock_key)
     try:
         item = ctx.manager.queue.remove(body.pos, body.uid)
     except QueueError as exc:
@@ -182,7 +176,7 @@ def item_remove(body: ItemRef, ctx: Ctx, who: Operator) -> dict[str, Any]:
 
 @router.post("/queue/item/move")
 def item_move(body: ItemMove, ctx: Ctx, who: Operator) -> dict[str, Any]:
-    _locked(ctx, "queue", body.lock_key)
+    ctx.check_lock("queue", body.lock_key)
     try:
         item = ctx.manager.queue.move(body.pos, body.uid, body.pos_dest, body.before_uid, body.after_uid)
     except QueueError as exc:
@@ -192,7 +186,7 @@ def item_move(body: ItemMove, ctx: Ctx, who: Operator) -> dict[str, Any]:
 
 @router.post("/queue/item/update")
 def item_update(body: ItemUpdate, ctx: Ctx, who: Operator) -> dict[str, Any]:
-    _locked(ctx, "queue", body.lock_key)
+    ctx.check_lock("queue", body.lock_key)
     if body.item.item_uid is None:
         raise HTTPException(status_code=422, detail=[{"loc": ["body", "item", "item_uid"], "msg": "required"}])
     data = {**checked_item(body.item, who), "item_uid": body.item.item_uid}
@@ -205,7 +199,7 @@ def item_update(body: ItemUpdate, ctx: Ctx, who: Operator) -> dict[str, Any]:
 
 @router.post("/queue/clear")
 def queue_clear(ctx: Ctx, who: Operator, body: _Body | None = None) -> dict:
-    _locked(ctx, "queue", body.lock_key if body else None)
+    ctx.check_lock("queue", body.lock_key if body else None)
     ctx.manager.queue.clear()
     return ok()
 
@@ -220,19 +214,19 @@ def _manager_call(fn: Any, *args: Any) -> dict[str, Any]:
 
 @router.post("/queue/start")
 def queue_start(ctx: Ctx, who: Operator, body: _Body | None = None) -> dict:
-    _locked(ctx, "environment", body.lock_key if body else None)
+    ctx.check_lock("environment", body.lock_key if body else None)
     return _manager_call(ctx.manager.queue_start)
 
 
 @router.post("/queue/stop")
 def queue_stop(ctx: Ctx, who: Operator, body: _Body | None = None) -> dict:
-    _locked(ctx, "environment", body.lock_key if body else None)
+    ctx.check_lock("environment", body.lock_key if body else None)
     return _manager_call(ctx.manager.queue_stop)
 
 
 @router.post("/queue/stop/cancel")
 def queue_stop_cancel(ctx: Ctx, who: Operator, body: _Body | None = None) -> dict:
-    _locked(ctx, "environment", body.lock_key if body else None)
+    ctx.check_lock("environment", body.lock_key if body else None)
     return _manager_call(ctx.manager.queue_stop_cancel)
 
 
@@ -244,34 +238,34 @@ def history_get(ctx: Ctx, who: Observer) -> dict[str, Any]:
 
 @router.post("/history/clear")
 def history_clear(ctx: Ctx, who: Operator, body: _Body | None = None) -> dict:
-    _locked(ctx, "queue", body.lock_key if body else None)
+    ctx.check_lock("queue", body.lock_key if body else None)
     ctx.manager.queue.clear_history()
     return ok()
 
 
 @router.post("/environment/open")
 def environment_open(ctx: Ctx, who: Operator, body: _Body | None = None) -> dict:
-    _locked(ctx, "environment", body.lock_key if body else None)
+    ctx.check_lock("environment", body.lock_key if body else None)
     return _manager_call(ctx.manager.environment_open)
 
 
 @router.post("/environment/close")
 @router.post("/environment/destroy")
 def environment_close(ctx: Ctx, who: Operator, body: _Body | None = None) -> dict:
-    _locked(ctx, "environment", body.lock_key if body else None)
+    ctx.check_lock("environment", body.lock_key if body else None)
     return _manager_call(ctx.manager.environment_close)
 
 
 @router.post("/re/pause")
 def re_pause(ctx: Ctx, who: Operator, body: Pause | None = None) -> dict:
     body = body or Pause()
-    _locked(ctx, "environment", body.lock_key)
+    ctx.check_lock("environment", body.lock_key)
     return _manager_call(ctx.manager.control, "pause", body.option)
 
 
 def _control(what: str) -> Any:
     def route(ctx: Ctx, who: Operator, body: _Body | None = None) -> dict:
-        _locked(ctx, "environment", body.lock_key if body else None)
+        ctx.check_lock("environment", body.lock_key if body else None)
         return _manager_call(ctx.manager.control, what)
 
     route.__name__ = f"re_{what}"

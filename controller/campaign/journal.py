@@ -133,6 +133,11 @@ class Journal:
             raise KeyError(f"no campaign {campaign_id!r} in this journal")
         return dict(row)
 
+    def campaign_ids(self, status: str) -> list[str]:
+        with self.engine.connect() as conn:
+            query = select(campaigns.c.campaign_id).where(campaigns.c.status == status).order_by(campaigns.c.created_s)
+            return [r[0] for r in conn.execute(query)]
+
     def propose(self, campaign_id: str, rows: list[StepRow], agent_state: dict[str, Any]) -> None:
         """Record proposed steps and the agent state that proposed them, atomically; re-proposing is a no-op."""
         now = time.time()

@@ -51,6 +51,26 @@ def instrument_hours(rows: list[StepRow]) -> float:
     return total_s / 3600.0
 
 
+def stop_reason(cfg: CampaignConfig, rows: list[StepRow]) -> str | None:
+    """Why a campaign with these journal rows should stop (budget, target, patience), or None."""
+    finished = [r for r in rows if r.status in ("done", "failed")]
+    if len(finished) >= cfg.budget_experiments:
+        return f"budget of {cfg.budget_experiments} experiments used"
+    if cfg.budget_instrument_h is not None:
+        hours = instrument_hours(finished)
+        if hours >= cfg.budget_instrument_h:
+            return f"budget of {cfg.budget_instrument_h:g} instrument hours used ({hours:.1f} h)"
+    best, _ = best_so_far(rows, cfg.min_tc_k)
+    if cfg.target_trapped_field_t is not None and best is not None and best >= cfg.target_trapped_field_t:
+        return f"target {cfg.target_trapped_field_t:g} T reached ({best:.3f} T)"
+    if cfg.patience is not None and best is not None:
+        best_step = max(r.step for r in finished if (r.result or {}).get(OBJECTIVE) == best)
+        since = sum(1 for r in finished if r.step > best_step)
+        if since >= cfg.patience:
+            return f"no improvement in {since} experiments"
+    return None
+
+
 @dataclass(frozen=True)
 class StepOutcome:
     step: int
@@ -113,23 +133,7 @@ class CampaignRunner:
             self.close()
 
     def stop_reason(self, rows: list[StepRow]) -> str | None:
-        cfg = self.config
-        finished = [r for r in rows if r.status in ("done", "failed")]
-        if len(finished) >= cfg.budget_experiments:
-            return f"budget of {cfg.budget_experiments} experiments used"
-        if cfg.budget_instrument_h is not None:
-            hours = instrument_hours(finished)
-            if hours >= cfg.budget_instrument_h:
-                return f"budget of {cfg.budget_instrument_h:g} instrument hours used ({hours:.1f} h)"
-        best, _ = best_so_far(rows, cfg.min_tc_k)
-        if cfg.target_trapped_field_t is not None and best is not None and best >= cfg.target_trapped_field_t:
-            return f"target {cfg.target_trapped_field_t:g} T reached ({best:.3f} T)"
-        if cfg.patience is not None and best is not None:
-            best_step = max(r.step for r in finished if (r.result or {}).get(OBJECTIVE) == best)
-            since = sum(1 for r in finished if r.step > best_step)
-            if since >= cfg.patience:
-                return f"no improvement in {since} experiments"
-        return None
+        return stop_reason(self.config, rows)
 
     def propose(self, rows: list[StepRow]) -> list[StepRow]:
         """Ask the agent for the next batch and journal it before anything runs."""

@@ -28,14 +28,14 @@ from controller.campaign.agent_factory import make_agent, restore_agent
 from controller.campaign.config import CampaignConfig
 from controller.campaign.journal import Journal, StepRow
 from controller.campaign.results import best_so_far
-from controller.campaign.runner import instrument_hours
+from controller.campaign.runner import stop_reason
 from controller.manager.adjudicator import envelope_violation
 from controller.manager.manager import Manager, ManagerError
 from controller.recipe import Recipe
 
 log = logging.getLogger("grainloop.campaigns")
 Mode = Literal["direct", "suggest"]
-IN_FLIGHT = ("proposed", "running", "awaiting_approval")
+IN_FLIGHT = ("proposed", "running")  # a proposal waiting for approval is "proposed"
 
 
 class CampaignError(ValueError):
@@ -117,24 +117,11 @@ class ServiceCampaigns:
             threading.Thread(target=self._propose, args=(campaign_id, rows), daemon=True).start()
 
     def journal_campaigns(self, status: str) -> list[str]:
-        from sqlalchemy import select
-
-        from controller.campaign.journal import campaigns
-
-        with self.journal.engine.connect() as conn:
-            return [r[0] for r in conn.execute(select(campaigns.c.campaign_id).where(campaigns.c.status == status))]
+        return self.journal.campaign_ids(status)
 
     def stop_reason(self, campaign_id: str, rows: list[StepRow]) -> str | None:
         config, _ = self.config(campaign_id)
-        finished = [r for r in rows if r.status in ("done", "failed")]
-        if len(finished) >= config.budget_experiments:
-            return f"budget of {config.budget_experiments} experiments used"
-        if config.budget_instrument_h is not None and instrument_hours(finished) >= config.budget_instrument_h:
-            return f"budget of {config.budget_instrument_h:g} instrument hours used"
-        best, _ = best_so_far(rows, config.min_tc_k)
-        if config.target_trapped_field_t is not None and best is not None and best >= config.target_trapped_field_t:
-            return f"target {config.target_trapped_field_t:g} T reached ({best:.3f} T)"
-        return None
+        return stop_reason(config, rows)
 
     def _propose(self, campaign_id: str, rows: list[StepRow]) -> None:
         try:
@@ -243,50 +230,35 @@ class ServiceCampaigns:
             self.journal.finish(campaign_id, row.step, failed=failed, result=result, agent_state=agent.checkpoint())
 
     # -- operators ---------------------------------------------------------------------------------
+    def _journal_step(self, campaign_id: str, recipe: Recipe, suggestion_id: str, origin: str) -> StepRow:
+        """A new proposed step after the campaign's last one, journalled with the agent's checkpoint."""
+        with self.lock:
+            step = max((r.step for r in self.journal.steps(campaign_id)), default=-1) + 1
+            row = StepRow(
+                campaign_id, step, suggestion_id, f"{campaign_id}-{step:04d}", recipe.model_dump(), "proposed", None,
+                origin,
+            )  # fmt: skip
+            self.journal.propose(campaign_id, [row], self.agent(campaign_id).checkpoint())
+        return row
+
     def inject(self, campaign_id: str, recipe: Recipe) -> int:
         """An operator's recipe, journalled and queued like any other step (it needs no approval)."""
         config, _ = self.config(campaign_id)
-        with self.lock:
-            rows = self.journal.steps(campaign_id)
-            step = max((r.step for r in rows), default=-1) + 1
-            row = StepRow(
-                campaign_id,
-                step,
-                f"operator-{uuid.uuid4().hex[:8]}",
-                f"{campaign_id}-{step:04d}",
-                recipe.model_dump(),
-                "proposed",
-                None,
-                "operator",
-            )
-            self.journal.propose(campaign_id, [row], self.agent(campaign_id).checkpoint())
-        rule = envelope_violation(row.recipe)
-        if rule is not None:
+        rule = envelope_violation(recipe.model_dump())
+        if rule is not None:  # before journalling: a refused recipe must not leave a step waiting forever
             raise CampaignError(rule)
+        row = self._journal_step(campaign_id, recipe, f"operator-{uuid.uuid4().hex[:8]}", "operator")
         self.enqueue(campaign_id, row, config)
-        return step
+        return row.step
 
     def propose_external(self, campaign_id: str, recipe: Recipe, reasoning: dict[str, Any], by: str) -> tuple[int, str]:
         """A recipe proposed from outside (an agent principal): journalled, then approval or queue by mode."""
         config, mode = self.config(campaign_id)
         if self._record(campaign_id)["status"] != "running":
             raise CampaignError(f"campaign {campaign_id} is not running")
-        with self.lock:
-            rows = self.journal.steps(campaign_id)
-            step = max((r.step for r in rows), default=-1) + 1
-            row = StepRow(
-                campaign_id,
-                step,
-                f"{by}-{uuid.uuid4().hex[:8]}",
-                f"{campaign_id}-{step:04d}",
-                recipe.model_dump(),
-                "proposed",
-                None,
-                "agent",
-            )
-            self.journal.propose(campaign_id, [row], self.agent(campaign_id).checkpoint())
+        row = self._journal_step(campaign_id, recipe, f"{by}-{uuid.uuid4().hex[:8]}", "agent")
         self._route(campaign_id, row, mode, config, {**reasoning, "proposed_by": by})
-        return step, "awaiting_approval" if mode == "suggest" else "queued"
+        return row.step, "awaiting_approval" if mode == "suggest" else "queued"
 
     def decide(
         self, approval_id: str, decision: str, by: str, edited: Recipe | None, note: str | None

@@ -17,12 +17,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 from rich.console import Console
 
 from controller.campaign.commands import print_step, readable
+from controller.campaign.runner import StepOutcome
 
 MIN_TC_K = 30.0
 """The campaign's default Tc constraint (CampaignConfig.min_tc_k): only such samples count as best."""
@@ -89,15 +89,6 @@ def start_service(data_dir: Path, timeout_s: float = 180.0) -> RunningService:
     raise RuntimeError("the service did not come up:\n" + "\n".join(tail))
 
 
-@dataclass
-class _Step:
-    step: int
-    recipe: dict[str, Any]
-    failed: bool
-    result: dict[str, Any]
-    best_t: float | None
-
-
 def run_service_campaign(console: Console, out_dir: Path, budget: int, optimum_t: float) -> int:
     """Create and run a Bayesian campaign through the API, printing each experiment; 0 on success."""
     console.rule(f"grainloop serve: a Bayesian campaign of {budget} experiments through the REST API")
@@ -123,7 +114,9 @@ def run_service_campaign(console: Console, out_dir: Path, budget: int, optimum_t
                         and (best is None or value > best)
                     ):
                         best = value
-                    print_step(console, _Step(s["step"], s["recipe"], s["status"] == "failed", s["result"] or {}, best))
+                    print_step(
+                        console, StepOutcome(s["step"], s["recipe"], s["status"] == "failed", s["result"] or {}, best)
+                    )
                 shown = len(finished)
                 summary = api.get(f"/api/campaigns/{cid}").json()
                 if summary["status"] == "finished":

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table, delete, insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from controller.campaign.journal import make_engine
 
@@ -100,8 +101,6 @@ def lock_get(engine: Engine) -> dict[str, Any] | None:
 
 def lock_set(engine: Engine, **values: Any) -> bool:
     """Take the lock; False if somebody holds it (the primary key makes this atomic)."""
-    from sqlalchemy.exc import IntegrityError
-
     try:
         with engine.begin() as conn:
             conn.execute(insert(locks).values(lock_id=1, **values))
@@ -140,8 +139,6 @@ class DbQueueStore:
             return [r[0] for r in conn.execute(select(history.c.entry).order_by(history.c.id))]
 
     def append_history(self, entry: dict[str, Any]) -> None:
-        from sqlalchemy.exc import IntegrityError
-
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(history).values(item_uid=entry["item_uid"], entry=entry))

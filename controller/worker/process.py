@@ -185,9 +185,9 @@ class Worker:
                 out[dev.name] = {"error": f"{type(exc).__name__}: {exc}"}
                 continue
             out[dev.name] = {
-                key: {"value": _jsonable(r["value"]), "timestamp": r["timestamp"]}
+                key: {"value": value, "timestamp": r["timestamp"]}
                 for key, r in reading.items()
-                if _jsonable(r["value"]) is not None
+                if (value := _jsonable(r["value"])) is not None
             }
         return out
 
