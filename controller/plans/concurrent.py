@@ -10,7 +10,9 @@ its readings stay one event. Overlapping runs need a run key per plan (`bpp.set_
 What the RunEngine does for one plan, this does for each of them:
 
 - a failed status fails the plan that started it; the others go on. The result maps each key to the
-  exception its plan ended with, or None;
+  exception its plan ended with, or None. The RunEngine throws a status failure in place of the answer
+  to whatever message it has just run, so what a `set`/`trigger` of another plan returned or raised
+  meanwhile is taken from the device call itself (`_Call`): a refused move still fails its own plan;
 - a pause or a suspension stops every device the RunEngine moved. On resuming, each plan that was in
   the middle of an action re-issues its `set`/`trigger`/`wait` messages since its own last checkpoint,
   as the RunEngine's rewind would re-issue one plan's. The RunEngine's own rewinding is switched off
@@ -24,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import threading
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +113,72 @@ def _first_done(statuses: list[Any]) -> Callable[[], Awaitable[None]]:
         await first
 
     return _wait
+
+
+class _Call:
+    """What the device call behind an action message did: the status it returned, or what it raised.
+
+    The RunEngine answers a message only at the top of its loop, and a status failure that arrived
+    meanwhile (another plan's) is thrown in instead of the answer: the new status, or the exception the
+    device raised refusing the move, is dropped. While the RunEngine runs the message, `watching()` puts a
+    recorder in front of `msg.obj.set` / `.trigger` (for calls from the RunEngine's thread) so the
+    scheduler still knows. Where the method cannot be shadowed on the object (`watched` False), nothing
+    is known, and the plan is failed rather than let go on as if its device had moved.
+    """
+
+    def __init__(self, msg: Msg) -> None:
+        self.msg = msg
+        self.watched = self.called = False
+        self.result: Any = None
+        self.error: Exception | None = None
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[_Call]:
+        obj, name = self.msg.obj, self.msg.command
+        instance_attrs = getattr(obj, "__dict__", None)
+        method = getattr(obj, name, None)
+        if instance_attrs is None or not callable(method):
+            yield self
+            return
+        shadowed = name in instance_attrs
+        original = instance_attrs.get(name)
+        thread = threading.get_ident()
+
+        @functools.wraps(method)
+        def _recorded(*args: Any, **kwargs: Any) -> Any:
+            if self.called or threading.get_ident() != thread:
+                return method(*args, **kwargs)
+            self.called = True
+            try:
+                self.result = method(*args, **kwargs)
+            except Exception as exc:
+                self.error = exc
+                raise
+            return self.result
+
+        try:
+            setattr(obj, name, _recorded)
+            self.watched = getattr(obj, name, None) is _recorded
+        except (AttributeError, TypeError):
+            self.watched = False
+        try:
+            yield self
+        finally:
+            with contextlib.suppress(AttributeError, TypeError):
+                if shadowed:
+                    setattr(obj, name, original)
+                elif name in instance_attrs:
+                    delattr(obj, name)
+
+    def outcome(self) -> tuple[Any, Exception | None]:
+        """(the answer, None) if the device took the action; (None, why not) if it refused, or if none can tell."""
+        if self.watched and self.called:
+            return self.result, self.error
+        what = f"{self.msg.command} of {getattr(self.msg.obj, 'name', self.msg.obj)!r}"
+        if self.watched:  # the RunEngine gave up on the message before it reached the device
+            return None, RuntimeError(f"{what} never reached the device")
+        # not known whether it moved: the plan ends (its clean-up makes its instrument safe) rather than go on
+        return None, RuntimeError(f"{what}: its answer was lost to another plan's failure")
 
 
 def _failure(status: Any) -> FailedStatus:
@@ -207,14 +277,17 @@ class _Scheduler:
                 self.delivered[id(failed)] = failed
                 self._throw(lane, _failure(failed))
                 return
+        call = None
         if msg.command in _ACTIONS:
             self.movers[id(msg.obj)] = (msg.obj, lane)
+            call = _Call(msg)
         try:
-            response = yield msg
+            with call.watching() if call is not None else contextlib.nullcontext():
+                response = yield msg
         except Exception as exc:
             if isinstance(exc, _ENGINE_INTERRUPTS):
                 raise
-            self._route(exc, lane, msg, replaying=replaying)
+            self._route(exc, lane, msg, call, replaying=replaying)
             self._after_interruption()
             return
         self._settle(lane, msg, response, replaying)
@@ -254,8 +327,19 @@ class _Scheduler:
             del self.holders[resource]
         self._resume(lane, lambda: lane.plan.send(None))
 
-    def _route(self, exc: Exception, lane: _Lane | None, msg: Msg | None, *, replaying: bool = False) -> None:
-        """Give an exception the RunEngine threw in to the plan it belongs to: a failed status's, else `lane`."""
+    def _route(
+        self,
+        exc: Exception,
+        lane: _Lane | None,
+        msg: Msg | None,
+        call: _Call | None = None,
+        *,
+        replaying: bool = False,
+    ) -> None:
+        """Give an exception the RunEngine threw in to the plan it belongs to: a failed status's, else `lane`.
+
+        If it is another plan's, it came in place of the answer to `msg` (`lane`'s): `call` says what that was.
+        """
         owner = lane
         if isinstance(exc, FailedStatus) and exc.args:
             status = exc.args[0]
@@ -270,9 +354,13 @@ class _Scheduler:
                 self.delivered[id(status)] = status
         if lane is not None and msg is not None and owner is not lane and not lane.done:
             # the RunEngine ran `msg`, but its response made way for another plan's failure
-            self._settle(lane, msg, None, replaying)
-            if not replaying:
-                self._resume(lane, lambda: lane.plan.send(None))
+            response, refused = call.outcome() if call is not None else (None, None)
+            if refused is not None:  # `lane` must not go on as if its device had moved
+                self._throw(lane, refused)
+            else:
+                self._settle(lane, msg, response, replaying)
+                if not replaying:
+                    self._resume(lane, lambda: lane.plan.send(response))
         if owner is not None and not owner.done:
             self._throw(owner, exc)
 

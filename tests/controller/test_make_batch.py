@@ -12,12 +12,16 @@ from typing import Any
 import pytest
 from bluesky import RunEngine
 from bluesky.utils import RunEngineInterrupted
+from ophyd.status import DeviceStatus
 
 from controller.lab import Lab, build_sim_lab
 from controller.observations import ObservationCollector
 from controller.plans import SampleContext, make_sample
 from controller.plans.make_batch import BatchOutcome, make_batch
 from controller.recipe import Recipe
+from devices.envelope import LimitError
+from devices.furnace import FurnaceProgram
+from devices.mill import MillProgram
 from simulators.world import World
 from tests.controller.conftest import WEISS, DocumentLog
 
@@ -148,6 +152,48 @@ def test_one_failed_sample_fails_alone_and_every_instrument_ends_safe(make_lab, 
     assert run_of(log, "S-1", "sinter")["exit"] == "fail"
     assert not [r for r in runs(log).values() if r["sample"] == "S-1" and r["stage"] == "measure_properties"]
     assert lab.furnace.state.get() == "done"  # S-2 and S-4 sintered after S-1 tripped it
+    assert_safe(lab)
+
+
+def test_a_sample_the_mill_refused_is_never_heated_even_if_the_furnace_trips_meanwhile(make_lab, engine_log) -> None:
+    """Forces the interleaving: the furnace trips on S-0 just while the mill refuses S-1's programme.
+
+    The RunEngine throws S-0's failure in place of the answer to S-1's `set`; S-1 must still fail at the mill.
+    """
+    engine, log, _ = engine_log
+    lab = make_lab(time_acceleration=1.0e4)  # S-0 sinters for seconds of wall time: still heating when S-1 mills
+    heated: list[tuple[str, Any]] = []
+    furnace_set, mill_set = lab.furnace.set, lab.mill.set
+
+    def _furnace_set(program: FurnaceProgram) -> DeviceStatus:
+        if program.sample_id != "S-0":
+            raise RuntimeError(f"{program.sample_id} reached the furnace")  # fail fast, before heating it
+        status = furnace_set(program)
+        heated.append((program.sample_id, status))
+        return status
+
+    furnace_was: list[str] = []
+
+    def _mill_set(program: MillProgram) -> DeviceStatus:
+        if program.sample_id == "S-1":
+            furnace_was.append(f"{lab.furnace.sample_id.get()} {lab.furnace.state.get()}")
+            (_, status), reported = heated[-1], threading.Event()
+            status.add_callback(lambda _st: reported.set())  # runs after the RunEngine's own callback
+            lab.furnace.trip("over-temperature: drill")
+            assert reported.wait(10.0)
+        return mill_set(program)
+
+    lab.furnace.set, lab.mill.set = _furnace_set, _mill_set  # type: ignore[method-assign]
+    bad_mill = short(0.5, 1.0).model_copy(update={"mill_rpm": 900.0})
+    plan = make_batch(lab, ctxs(short(0.5, 4.0), bad_mill), "none", clock=lab.sim.clock.now_s)
+    batch: BatchOutcome = engine(plan).plan_result
+    assert furnace_was == ["S-0 heating"]  # the interleaving was forced
+    errors = [s.error for s in batch.samples]
+    assert "over-temperature: drill" in str(errors[0].__cause__)
+    assert isinstance(errors[1], LimitError) and "mill speed" in str(errors[1])
+    assert [sample for sample, _ in heated] == ["S-0"]
+    assert run_of(log, "S-1", "mill")["exit"] == "fail"
+    assert not [r for r in runs(log).values() if r["sample"] == "S-1" and r["stage"] != "mill"]
     assert_safe(lab)
 
 
