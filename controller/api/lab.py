@@ -26,11 +26,12 @@ def devices(ctx: Ctx, who: Observer) -> dict[str, Any]:
 
 @router.get("/runs")
 def runs(ctx: Ctx, who: Observer, campaign_id: str | None = None, limit: int = 100) -> dict[str, Any]:
-    """Run uids from the queue's history (newest first), each with its Tiled link when a store is configured."""
+    """Run uids from the queue's history (newest first), each with its Tiled links (API metadata, browser UI)."""
     out = []
     for entry in reversed(ctx.manager.queue.get_history()):
         meta = entry.get("meta") or {}
-        if campaign_id is not None and meta.get("campaign_id") != campaign_id:
+        item_campaign = meta.get("campaign_id") or (entry.get("kwargs") or {}).get("campaign_id")
+        if campaign_id is not None and item_campaign != campaign_id:
             continue
         for uid in entry.get("result", {}).get("run_uids", []):
             out.append(
@@ -38,7 +39,7 @@ def runs(ctx: Ctx, who: Observer, campaign_id: str | None = None, limit: int = 1
                     "uid": uid,
                     "item_uid": entry["item_uid"],
                     "plan": entry.get("name"),
-                    "tiled": ctx.run_link(uid),
+                    **ctx.run_links(uid),
                     **meta,
                 }
             )

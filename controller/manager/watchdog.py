@@ -44,8 +44,9 @@ class WorkerSupervisor:
         on_lost: Callable[[str], None] | None = None,
         log_path: Path | None = None,
         relays: PowerRelays | None = None,
+        store: tuple[str, str | None] | None = None,
     ) -> None:
-        self.port, self.host, self.data_dir = port, host, data_dir
+        self.port, self.host, self.data_dir, self.store = port, host, data_dir, store
         self.world_file, self.publish = world_file, publish
         self.interval_s, self.timeout_s, self.startup_grace_s = interval_s, timeout_s, startup_grace_s
         self.make_safe, self.on_lost, self.relays = make_safe, on_lost, relays
@@ -127,9 +128,17 @@ class WorkerSupervisor:
             cmd += ["--publish", self.publish]
         if self.relays is not None:
             cmd += ["--relays", str(self.relays.path)]
+        env = dict(os.environ)
+        # a dead run store must cost a plan a bounded wait, not tiled's default 10 retries over 45 s
+        env.setdefault("TILED_RETRY_ATTEMPTS", "2")
+        env.setdefault("TILED_RETRY_TIMEOUT", "3")
+        if self.store is not None:  # the key goes by environment, not on a command line anyone can list
+            cmd += ["--store", self.store[0]]
+            if self.store[1]:
+                env["GRAINLOOP_TILED_API_KEY"] = self.store[1]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logfile = open(self.log_path, "ab")  # noqa: SIM115 — handed to the child, closed when it is replaced
-        self._proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env={**os.environ})
+        self._proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=env)
         logfile.close()
         self._started_at = self._last_healthy = time.monotonic()
         self.status = None

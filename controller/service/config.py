@@ -33,7 +33,7 @@ class ServiceSettings(BaseSettings):
     zmq_in_port: Port = Field(5577, description="document publishers → proxy")
     zmq_out_port: Port = Field(5578, description="proxy → subscribers (agents)")
     state_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir")
-    tiled_uri: str | None = Field(None, description="an external Tiled server; default: embedded one")
+    tiled_uri: str | None = Field(None, description="API root (…/api/v1) of an external Tiled server")
     tiled_api_key: str | None = Field(None, description="API key of an external Tiled server")
     heartbeat_interval_s: float = Field(0.5, gt=0, le=60)
     heartbeat_timeout_s: float = Field(5.0, gt=0, le=600)

@@ -61,9 +61,12 @@ class ServiceContext:
     def extra_routers(self) -> list[APIRouter]:
         return self.routers
 
-    def run_link(self, uid: str) -> str | None:
-        """The run's page on the Tiled server, if there is one."""
-        return f"{self.tiled_uri.rstrip('/')}/api/v1/metadata/{uid}" if self.tiled_uri else None
+    def run_links(self, uid: str) -> dict[str, str]:
+        """The run's metadata in the Tiled API and its page in Tiled's browser UI (if a store is set)."""
+        if not self.tiled_uri:
+            return {}
+        root = self.tiled_uri.rstrip("/")
+        return {"tiled": f"{root}/metadata/{uid}", "tiled_ui": f"{root.removesuffix('/api/v1')}/ui/browse/{uid}"}
 
     # -- status ------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -131,9 +131,13 @@ def run_service_campaign(console: Console, out_dir: Path, budget: int, optimum_t
                 f"({100 * found / optimum_t:.0f} % of the optimum) — {readable(summary['best']['recipe'])}"
             )
         console.print(f"stopped: {summary['stop_reason']}\ncampaign plot: {png}")
+        with service.client() as api:
+            store_uri = api.get("/api/runs", params={"limit": 1}).json().get("tiled_uri")
         console.print(
             f"API docs: {service.url}/docs\nmetrics:  {service.url}/metrics\n"
             f"status:   {service.url}/api/status (header 'Authorization: ApiKey {service.key}')\n"
+            f"runs:     {store_uri} (Tiled; key in {out_dir / 'service' / 'tiled' / 'api_key'}, "
+            f"browser: {str(store_uri).removesuffix('/api/v1')}/ui)\n"
             f"service log and state: {out_dir / 'service'}"
         )
         if sys.stdin.isatty():

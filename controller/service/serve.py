@@ -1,7 +1,8 @@
 """`grainloop serve`: assemble the service from its settings and run it until SIGINT/SIGTERM.
 
 The API process is the supervisor: it holds the manager (queue, campaigns, approvals, watchdog) and
-starts the worker process; on shutdown it stops the worker (a running plan is aborted, so its cleanup
+starts the worker process, the 0MQ proxy and (unless `tiled_uri` names another) the embedded Tiled
+run store the worker writes every run to; on shutdown it stops the worker (a running plan is aborted, so its cleanup
 makes the instruments safe) before it exits.
 """
 
@@ -27,6 +28,7 @@ from controller.manager.watchdog import WorkerSupervisor
 from controller.service.config import ServiceSettings
 from controller.service.context import ServiceContext
 from controller.service.state import DbQueueStore, open_state
+from controller.store.embedded import EmbeddedTiled
 from controller.stream.proxy import start_proxy_process
 
 log = logging.getLogger("grainloop.service")
@@ -49,24 +51,36 @@ def build_service(settings: ServiceSettings) -> Service:
     url = settings.resolved_state_url
     engine = open_state(url)
     relays = PowerRelays(settings.data_dir / "relays.json")
+    worker_dir = settings.data_dir / "worker"
+    embedded: EmbeddedTiled | None = None
+    if settings.tiled_uri:
+        store_uri, store_key = settings.tiled_uri, settings.tiled_api_key
+    else:
+        embedded = EmbeddedTiled(
+            settings.data_dir / "tiled", settings.tiled_port, [worker_dir / "data"], settings.tiled_api_key
+        )
+        store_uri, store_key = embedded.uri, embedded.api_key
     worker = WorkerSupervisor(
         port=settings.worker_port,
         host=settings.bind_host,
-        data_dir=settings.data_dir / "worker",
+        data_dir=worker_dir,
         world_file=settings.world_file,
         publish=f"{settings.bind_host}:{settings.zmq_in_port}",
         interval_s=settings.heartbeat_interval_s,
         timeout_s=settings.heartbeat_timeout_s,
         relays=relays,
+        store=(store_uri, store_key),
     )
     manager = Manager(PlanQueue(DbQueueStore(engine)), worker)
-    ctx = ServiceContext(settings, engine, manager, ServiceCampaigns(Journal(url), manager), relays=relays)
+    ctx = ServiceContext(settings, engine, manager, ServiceCampaigns(Journal(url), manager), relays, store_uri)
     ctx.campaigns.on_decision = ctx.metrics.decision.observe
     ctx.routers = [campaign_routes.router, lab_routes.router]
     app = create_app(ctx)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if embedded is not None:
+            embedded.start()  # before the worker, which writes every run to it
         proxy = start_proxy_process(
             f"{settings.bind_host}:{settings.zmq_in_port}", f"{settings.bind_host}:{settings.zmq_out_port}"
         )
@@ -79,6 +93,8 @@ def build_service(settings: ServiceSettings) -> Service:
             ctx.close()
             proxy.terminate()
             proxy.wait(10)
+            if embedded is not None:
+                embedded.close()
 
     app.router.lifespan_context = lifespan
     return Service(settings, ctx, app)

@@ -10,7 +10,7 @@ Liveness: every status reply probes the RunEngine's event loop (a no-op coroutin
 loop does not answer reports `loop_ok: false`, and one that does not answer at all is dead or hung — the
 manager's watchdog decides.
 
-    python -m controller.worker --port 8602 --data-dir DIR [--world FILE] [--publish HOST:PORT]
+    python -m controller.worker --port 8602 --data-dir DIR [--world FILE] [--publish HOST:PORT] [--store URI]
 """
 
 from __future__ import annotations
@@ -285,12 +285,24 @@ def serve_commands(worker: Worker, address: str, ready: threading.Event, stop: t
         sock.close(linger=0)
 
 
-def build_worker(world: World, data_dir: Path, publish: str | None = None, relays: PowerRelays | None = None) -> Worker:
-    """A worker on a simulated lab; documents also go to a 0MQ proxy at `publish` (host:port) if given."""
+def build_worker(
+    world: World,
+    data_dir: Path,
+    publish: str | None = None,
+    relays: PowerRelays | None = None,
+    store_uri: str | None = None,
+) -> Worker:
+    """A worker on a simulated lab; documents also go to the run store at `store_uri` (a Tiled API root;
+    its key in `GRAINLOOP_TILED_API_KEY`) and to a 0MQ proxy at `publish` (host:port), if given."""
     data_dir.mkdir(parents=True, exist_ok=True)
     lab = build_sim_lab(world, data_dir / "data")
     RE = RunEngine({}, call_returns_result=True, context_managers=[])
     RE.md["worker_pid"] = os.getpid()
+    if store_uri:
+        from controller.store.writer import RunStoreWriter, tiled_connector
+
+        key = os.environ.get("GRAINLOOP_TILED_API_KEY")
+        RE.subscribe(RunStoreWriter(tiled_connector(store_uri, key), data_dir / "store-backup"))
     if publish:
         from controller.stream.publisher import make_publisher
 
@@ -307,10 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world", type=Path, default=None)
     parser.add_argument("--publish", default=None, help="HOST:PORT of the 0MQ proxy's input")
     parser.add_argument("--relays", type=Path, default=None, help="the power-relay file the watchdog cuts")
+    parser.add_argument("--store", default=None, help="Tiled API root of the run store (key: GRAINLOOP_TILED_API_KEY)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     world = load_world(args.world) if args.world else World()
-    worker = build_worker(world, args.data_dir, args.publish, PowerRelays(args.relays) if args.relays else None)
+    relays = PowerRelays(args.relays) if args.relays else None
+    worker = build_worker(world, args.data_dir, args.publish, relays, args.store)
     ready, stop = threading.Event(), threading.Event()
     thread = threading.Thread(
         target=serve_commands, args=(worker, f"tcp://{args.host}:{args.port}", ready, stop), daemon=True

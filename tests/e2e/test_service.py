@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import h5py
 import httpx
+import numpy as np
 import pytest
 from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.comm_base import HTTPClientError
@@ -183,6 +185,46 @@ def test_campaign_through_the_api(service: Service) -> None:
         assert 'grainloop_plans_total{exit_status="completed"}' in metrics
         assert f'grainloop_campaign_experiments{{campaign_id="{cid}"}}' not in metrics  # finished: not listed
         assert "grainloop_agent_decision_seconds_count" in metrics
+
+
+def test_runs_land_in_the_tiled_store(service: Service) -> None:
+    """A sample imaged through the queue: every run in the embedded Tiled, the image an external HDF5 asset."""
+    from tiled.client import from_uri
+    from tiled.queries import Key
+
+    kwargs = {"recipe": RECIPE, "campaign_id": "store-test", "sample_id": "ST-1", "step": 0, "characterize": "image"}
+    rm = service.rm("operator")
+    try:
+        rm.wait_for_idle(timeout=60)
+        rm.item_add(BPlan("make_sample", **kwargs))
+        rm.queue_start()
+        rm.wait_for_idle(timeout=180)
+        assert rm.history_get()["items"][-1]["result"]["exit_status"] == "completed"
+    finally:
+        rm.close()
+    with service.client("observer") as obs:
+        body = obs.get("/api/runs", params={"campaign_id": "store-test"}).json()
+    uids = [r["uid"] for r in body["runs"]]
+    assert len(uids) >= 3  # mill, sinter, survey, properties
+    key = (service.data_dir / "tiled" / "api_key").read_text().strip()
+    client = from_uri(body["tiled_uri"], api_key=key)
+    found = client.search(Key("start.campaign_id") == "store-test")
+    assert set(found) == set(uids)
+    survey = next(client[u] for u in uids if client[u].metadata["start"].get("stage") == "survey_image")
+    assert survey.metadata["stop"]["exit_status"] == "success"
+    image_node = survey["primary"]["stem_survey_haadf"]
+    image = image_node.read()
+    assert image.ndim == 2 and image.shape[0] == image.shape[1] >= 256 and np.isfinite(image).all()
+    source = image_node.data_sources()[0]
+    asset = source.assets[0].data_uri
+    assert asset.startswith("file://") and asset.endswith(".h5") and str(service.data_dir / "worker") in asset
+    with h5py.File(asset.removeprefix("file://localhost"), "r") as fh:  # served from the file, not a copy
+        np.testing.assert_array_equal(np.squeeze(fh[source.parameters["dataset"]][()]), image)
+    links = body["runs"][0]
+    with httpx.Client(timeout=30) as plain:
+        meta = plain.get(links["tiled"], headers={"Authorization": f"Apikey {key}"})
+        assert meta.status_code == 200 and meta.json()["data"]["id"] == links["uid"]
+        assert plain.get(links["tiled_ui"]).status_code == 200
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
