@@ -26,6 +26,8 @@ from controller.service.keys import Principal, Role
 
 router = APIRouter(prefix="/api", tags=["campaigns and approvals"])
 Proposer = Annotated[Principal, Depends(require(Role.operator, agents=True))]
+CampaignReader = Annotated[Principal, Depends(require(Role.observer, agents=True))]
+"""Observers and up, and agent principals: an agent reads what it proposes from."""
 RECIPE_BODY = Body(description="a Recipe (see the schema of /api/recipe/schema)")
 
 
@@ -64,7 +66,7 @@ def _campaign_call(fn: Any, *args: Any) -> Any:
 
 
 @router.get("/recipe/schema")
-def recipe_schema(who: Observer) -> dict[str, Any]:
+def recipe_schema(who: CampaignReader) -> dict[str, Any]:
     return Recipe.model_json_schema()
 
 
@@ -75,7 +77,7 @@ def campaign_create(config: CampaignConfig, ctx: Ctx, who: Operator) -> dict[str
 
 
 @router.get("/campaigns")
-def campaign_list(ctx: Ctx, who: Observer) -> dict[str, Any]:
+def campaign_list(ctx: Ctx, who: CampaignReader) -> dict[str, Any]:
     ids = [
         c for s in ("created", "running", "paused", "finished", "stopped") for c in ctx.campaigns.journal_campaigns(s)
     ]
@@ -83,19 +85,19 @@ def campaign_list(ctx: Ctx, who: Observer) -> dict[str, Any]:
 
 
 @router.get("/campaigns/{campaign_id}")
-def campaign_get(campaign_id: str, ctx: Ctx, who: Observer) -> dict[str, Any]:
+def campaign_get(campaign_id: str, ctx: Ctx, who: CampaignReader) -> dict[str, Any]:
     return _campaign_call(ctx.campaigns.summary, campaign_id)
 
 
 @router.get("/campaigns/{campaign_id}/observations")
-def campaign_observations(campaign_id: str, ctx: Ctx, who: Observer) -> dict[str, Any]:
+def campaign_observations(campaign_id: str, ctx: Ctx, who: CampaignReader) -> dict[str, Any]:
     _campaign_call(ctx.campaigns.summary, campaign_id)
     rows = ctx.campaigns.journal.steps(campaign_id)
     return {"campaign_id": campaign_id, "steps": [r.__dict__ for r in rows]}
 
 
 @router.get("/campaigns/{campaign_id}/best")
-def campaign_best(campaign_id: str, ctx: Ctx, who: Observer) -> dict[str, Any]:
+def campaign_best(campaign_id: str, ctx: Ctx, who: CampaignReader) -> dict[str, Any]:
     summary = _campaign_call(ctx.campaigns.summary, campaign_id)
     return {"campaign_id": campaign_id, "best": summary["best"]}
 

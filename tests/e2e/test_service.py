@@ -227,9 +227,10 @@ def test_runs_land_in_the_tiled_store(service: Service) -> None:
         assert plain.get(links["tiled_ui"]).status_code == 200
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
 def test_metrics_pass_promtool(service: Service) -> None:
+    assert shutil.which("promtool"), "promtool missing: apt-get install prometheus (.ci/run does)"
     with service.client("observer") as obs:
+        wait_for(lambda: obs.get("/api/devices").status_code == 200, 30, "the first device readings")
         text = obs.get("/metrics").text
     out = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -259,6 +260,9 @@ def test_an_agent_cannot_bypass_approval(service: Service) -> None:
         assert len(mine) == 1 and mine[0]["reasoning"]["mean_t"] == 1.2
         approval_id = mine[0]["approval_id"]
         assert agent.post(f"/api/approvals/{approval_id}/approve").status_code == 403
+        assert agent.get(f"/api/campaigns/{cid}/observations").status_code == 200  # what it proposes from
+        assert agent.get("/api/recipe/schema").status_code == 200
+        assert agent.get("/api/audit").status_code == 403 and agent.get("/api/approvals").status_code == 403
         assert op.get("/api/queue/get").json()["items"] == []
         unsafe = agent.post(f"/api/campaigns/{cid}/proposals", json={"recipe": {**RECIPE, "pressure_mpa": 250.0}})
         assert unsafe.status_code == 409 and "pressure_mpa" in unsafe.json()["detail"]
