@@ -3,14 +3,13 @@
 `RunStoreWriter` is a RunEngine callback around bluesky's `TiledWriter`. When a run's store write fails
 (server down, refused, a document it cannot take), that run's documents so far and all that follow go
 to `backup_dir/<start uid>.jsonl` (one JSON document per line, numpy values as plain numbers), so nothing
-is lost; other runs keep trying the store. A server that cannot be reached when the writer first needs
-it is asked again at the next document. Exceptions never reach the RunEngine: they are
-logged and counted (`failures`).
+is lost; other runs keep trying the store. Exceptions never reach the RunEngine: they are logged and
+counted (`failures`).
 
-A store that cannot be reached is not asked again for `retry_after_s`: meanwhile runs go straight to
-the backup, so a dead server costs a plan one bounded wait (tiled's client retries a request
+A store that cannot be reached is not asked again for `retry_after_s`: meanwhile new runs go straight
+to the backup, so a dead server costs a plan one bounded wait (tiled's client retries a request
 `TILED_RETRY_ATTEMPTS` times within `TILED_RETRY_TIMEOUT` seconds; the worker sets them low), not one
-per document.
+per document. A run's documents are kept in memory until its stop (to replay them into its backup).
 """
 
 from __future__ import annotations
