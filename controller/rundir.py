@@ -18,7 +18,8 @@ from typing import IO, Any
 import numpy as np
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """`json.dumps(default=…)` for numpy scalars and arrays."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -71,7 +72,7 @@ class RunDirectoryWriter:
         if name in ("descriptor", "resource", "stream_resource"):
             self._parents[doc["uid"]] = run
         fh = self._open[run]
-        fh.write(json.dumps([name, _clean(doc)], default=_jsonable, allow_nan=False) + "\n")
+        fh.write(json.dumps([name, _clean(doc)], default=jsonable, allow_nan=False) + "\n")
         if name == "stop":
             fh.close()
             del self._open[run]

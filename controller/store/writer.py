@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 from bluesky.callbacks.tiled_writer import TiledWriter
+
+from controller.rundir import jsonable
 
 log = logging.getLogger("grainloop.store")
 Connect = Callable[[], Any]
@@ -38,14 +39,6 @@ def tiled_connector(uri: str, api_key: str | None) -> Connect:
         return from_uri(uri, api_key=api_key)
 
     return connect
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 class RunStoreWriter:
@@ -116,7 +109,7 @@ class RunStoreWriter:
         try:
             self.backup_dir.mkdir(parents=True, exist_ok=True)
             with open(self._backup[run_uid], "a") as fh:
-                fh.write(json.dumps({"name": name, "doc": doc}, default=_plain) + "\n")
+                fh.write(json.dumps({"name": name, "doc": doc}, default=jsonable) + "\n")
         except Exception as exc:  # the disk failed too: say so loudly, never raise into the plan
             self.failures += 1
             log.exception("run backup write failed for run %s: %s", run_uid, exc)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -27,7 +26,7 @@ import pytest
 import yaml
 
 from devices.envelope import FURNACE
-from tests.e2e.test_service import GRAINLOOP, Service
+from tests.e2e.test_service import GRAINLOOP, Service, create_key, service_env
 from tests.manager.test_worker_and_watchdog import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,25 +191,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     Prometheus started alongside it, then a campaign that keeps running while Prometheus watches."""
     binary = tool("prometheus")
     work = tmp_path_factory.mktemp("monitoring")
-    env = {
-        **os.environ,
-        "GRAINLOOP_DATA_DIR": str(work / "service"),
-        "GRAINLOOP_API_PORT": str(free_port()),
-        "GRAINLOOP_WORKER_PORT": str(free_port()),
-        "GRAINLOOP_TILED_PORT": str(free_port()),
-        "GRAINLOOP_ZMQ_IN_PORT": str(free_port()),
-        "GRAINLOOP_ZMQ_OUT_PORT": str(free_port()),
-        "GRAINLOOP_HEARTBEAT_INTERVAL_S": "0.25",
-        "GRAINLOOP_HEARTBEAT_TIMEOUT_S": "4",
-    }
-    key = subprocess.run(
-        [GRAINLOOP, "keys", "create", "--role", "operator", "--name", "monitoring"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.strip()
+    env = service_env(work / "service")
+    key = create_key(env, "operator", "monitoring")
     live, dead = f"127.0.0.1:{env['GRAINLOOP_API_PORT']}", f"127.0.0.1:{free_port()}"  # dead: a closed port
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())  # the example, sped up and pointed at this service
     config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}

@@ -42,31 +42,38 @@ class Service:
         return rm
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data_dir = tmp_path_factory.mktemp("service")
-    env = {
+def service_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a `grainloop serve` on free loopback ports with a quick heartbeat."""
+    ports = ("API", "WORKER", "TILED", "ZMQ_IN", "ZMQ_OUT")
+    return {
         **os.environ,
         "GRAINLOOP_DATA_DIR": str(data_dir),
-        "GRAINLOOP_API_PORT": str(free_port()),
-        "GRAINLOOP_WORKER_PORT": str(free_port()),
-        "GRAINLOOP_TILED_PORT": str(free_port()),
-        "GRAINLOOP_ZMQ_IN_PORT": str(free_port()),
-        "GRAINLOOP_ZMQ_OUT_PORT": str(free_port()),
+        **{f"GRAINLOOP_{name}_PORT": str(free_port()) for name in ports},
         "GRAINLOOP_HEARTBEAT_INTERVAL_S": "0.25",
         "GRAINLOOP_HEARTBEAT_TIMEOUT_S": "4",
     }
+
+
+def create_key(env: dict[str, str], role: str, name: str) -> str:
+    """`grainloop keys create` as a user runs it; returns what it printed (the key)."""
+    out = subprocess.run(
+        [GRAINLOOP, "keys", "create", "--role", role, "--name", name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    data_dir = tmp_path_factory.mktemp("service")
+    env = service_env(data_dir)
     keys = {}
     for role in ("observer", "operator", "admin", "agent"):
-        out = subprocess.run(
-            [GRAINLOOP, "keys", "create", "--role", role, "--name", f"test-{role}"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        keys[role] = out.stdout.strip()
+        keys[role] = create_key(env, role, f"test-{role}")
         assert keys[role].startswith("gl_") and "\n" not in keys[role]  # the key alone on stdout
     log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 — closed in teardown
     proc = subprocess.Popen([GRAINLOOP, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
