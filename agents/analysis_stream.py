@@ -53,7 +53,9 @@ class AssetRef:
 class AssetRegistry:
     """The resource and datum documents seen so far, and the arrays they point to."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock_wait_s: float = 10.0) -> None:
+        self.lock_wait_s = lock_wait_s
+        """How long `read` waits for a file another process holds locked (HDF5 locks it while writing)."""
         self.resources: dict[str, dict[str, Any]] = {}
         self.datums: dict[str, dict[str, Any]] = {}
 
@@ -85,16 +87,28 @@ class AssetRegistry:
         """The array of a datum: the dataset, or one slice along axis 0 when the datum names a `frame`,
         `point_number` or scan `row`."""
         ref = self.locate(datum_id)
-        try:
-            with h5py.File(ref.path, "r") as fh:
-                dataset = fh[ref.dataset]
-                kwargs = ref.datum_kwargs
-                frame = next((kwargs[k] for k in ("frame", "point_number", "row") if kwargs.get(k) is not None), None)
-                if frame is not None and dataset.ndim >= 3:
-                    return np.asarray(dataset[int(frame)])
-                return np.asarray(dataset)
-        except Exception as exc:  # missing, truncated or foreign files
-            raise AssetError(f"{ref.path}: cannot read {ref.dataset!r} ({type(exc).__name__}: {exc})") from exc
+        deadline = time.monotonic() + self.lock_wait_s
+        pause_s = 0.02
+        while True:
+            try:
+                return self._read(ref)
+            except BlockingIOError as exc:  # the writer holds the file's lock while it appends a frame or row
+                if time.monotonic() + pause_s > deadline:
+                    raise AssetError(f"{ref.path}: still locked by its writer after {self.lock_wait_s:g} s") from exc
+                time.sleep(pause_s)
+                pause_s = min(pause_s * 2, 0.5)
+            except Exception as exc:  # missing, truncated or foreign files
+                raise AssetError(f"{ref.path}: cannot read {ref.dataset!r} ({type(exc).__name__}: {exc})") from exc
+
+    @staticmethod
+    def _read(ref: AssetRef) -> np.ndarray:
+        with h5py.File(ref.path, "r") as fh:
+            dataset = fh[ref.dataset]
+            kwargs = ref.datum_kwargs
+            frame = next((kwargs[k] for k in ("frame", "point_number", "row") if kwargs.get(k) is not None), None)
+            if frame is not None and dataset.ndim >= 3:
+                return np.asarray(dataset[int(frame)])
+            return np.asarray(dataset)
 
 
 def data_keys(data: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:

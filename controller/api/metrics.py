@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 MANAGER_STATES = ("idle", "executing_queue", "paused", "creating_environment")
@@ -53,10 +53,16 @@ class ServiceMetrics:
         )
         self.analysis = Histogram(
             "grainloop_analysis_seconds",
-            "analysis agent latency, run stop to report",
+            "analysis agent latency: newest document of the source run to the analysis run's start",
             ["agent"],
             registry=r,
             buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
+        )
+        self.analysis_runs = Counter(
+            "grainloop_analysis_runs",
+            "analysis runs published, by agent and exit status",
+            ["agent", "exit_status"],
+            registry=r,
         )
         self.http = Histogram(
             "grainloop_http_request_duration_seconds",
@@ -69,7 +75,16 @@ class ServiceMetrics:
             self.plans.labels(status)
         for agent in ANALYSES:
             self.analysis.labels(agent)
+            for status in ("success", "fail"):
+                self.analysis_runs.labels(agent, status)
         r.register(_StateCollector(state))
+
+    def analysis_finished(self, record: dict[str, Any]) -> None:
+        """Count an analysis run (`AnalysisMonitor` record) and observe its latency."""
+        agent = str(record.get("agent"))
+        self.analysis_runs.labels(agent, "success" if record.get("exit_status") == "success" else "fail").inc()
+        if record.get("latency_s") is not None:
+            self.analysis.labels(agent).observe(max(float(record["latency_s"]), 0.0))
 
     def item_finished(self, result: dict[str, Any]) -> None:
         status = result.get("exit_status", "failed")
@@ -83,7 +98,7 @@ class _StateCollector(Collector):
     def __init__(self, state: Callable[[], dict[str, Any]]) -> None:
         self.state = state
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         s = self.state()
         yield _one_hot("grainloop_manager_state", "manager state (1 = current)", MANAGER_STATES, s.get("manager_state"))
         yield _one_hot("grainloop_re_state", "RunEngine state (1 = current)", RE_STATES, s.get("re_state"))
@@ -110,6 +125,16 @@ class _StateCollector(Collector):
             if isinstance(value, int | float):
                 family.add_metric([], float(value) * scale)
             yield family
+        agents = s.get("analysis_agents") or {}
+        up = GaugeMetricFamily("grainloop_analysis_agent_up", "1 while the agent's process runs", labels=["agent"])
+        restarts = CounterMetricFamily(
+            "grainloop_analysis_agent_restarts", "agent processes restarted after they exited", labels=["agent"]
+        )
+        for name, agent in sorted(agents.items()):
+            up.add_metric([name], float(bool(agent.get("up"))))
+            restarts.add_metric([name], float(agent.get("restarts", 0)))
+        yield up
+        yield restarts
         step = GaugeMetricFamily("grainloop_campaign_experiments", "experiments finished", labels=["campaign_id"])
         best = GaugeMetricFamily(
             "grainloop_campaign_best_trapped_field_tesla", "best trapped field so far", labels=["campaign_id"]

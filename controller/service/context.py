@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -22,6 +23,8 @@ from controller.manager.campaigns import ServiceCampaigns
 from controller.manager.manager import Manager, ManagerError
 from controller.manager.safety import PowerRelays
 from controller.service import keys, state
+from controller.service.analysis_agents import AnalysisAgents
+from controller.service.analysis_monitor import AnalysisMonitor
 from controller.service.config import ServiceSettings
 from controller.service.keys import Principal, Role
 
@@ -44,6 +47,9 @@ class ServiceContext:
         self.metrics = ServiceMetrics(self.metric_state)
         self.readings: dict[str, Any] = {}
         self.routers: list[APIRouter] = []
+        self.analysis: AnalysisMonitor | None = None
+        self.agents: AnalysisAgents | None = None
+        self.agents_dir = settings.data_dir / "agents"
         self._stop = threading.Event()
         self._restarts_seen = 0
         manager.add_listener(lambda item, result: self.metrics.item_finished(result))
@@ -67,6 +73,28 @@ class ServiceContext:
             return {}
         root = self.tiled_uri.rstrip("/")
         return {"tiled": f"{root}/metadata/{uid}", "tiled_ui": f"{root.removesuffix('/api/v1')}/ui/browse/{uid}"}
+
+    # -- analyses ----------------------------------------------------------------------------------
+    def analysis_events(self, after_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Finished analysis runs seen on the stream (`AnalysisMonitor` records), images as API paths."""
+        if self.analysis is None:
+            return []
+        return [self._with_image_urls(r) for r in self.analysis.events(after_seq, limit)]
+
+    def analysis_image(self, uid: str, name: str) -> Path | None:
+        """The file of figure `name` of analysis run `uid`, if it exists inside the agents' directory."""
+        record = self.analysis.get(uid) if self.analysis is not None else None
+        relative = (record or {}).get("images", {}).get(name)
+        if not relative:
+            return None
+        root = self.agents_dir.resolve()
+        path = (root / relative).resolve()
+        return path if path.is_relative_to(root) and path.is_file() else None
+
+    @staticmethod
+    def _with_image_urls(record: dict[str, Any]) -> dict[str, Any]:
+        uid = record["uid"]
+        return {**record, "images": {name: f"/api/analyses/{uid}/{name}.png" for name in record.get("images", {})}}
 
     # -- status ------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -97,6 +125,7 @@ class ServiceContext:
             "readings": readings,
             "devices_connected": {name: "error" not in r for name, r in readings.items()},
             "campaigns": self.campaign_summaries(),
+            "analysis_agents": self.agents.status() if self.agents is not None else {},
         }
 
     def campaign_summaries(self) -> list[dict[str, Any]]:
@@ -131,9 +160,17 @@ class ServiceContext:
         threading.Thread(target=self.poll_devices, name="device-poll", daemon=True).start()
         threading.Thread(target=self.tick_campaigns, name="campaigns", daemon=True).start()
         self.manager.start()
+        if self.analysis is not None:
+            self.analysis.start()
+        if self.agents is not None:
+            self.agents.start()
 
     def close(self) -> None:
         self._stop.set()
+        if self.agents is not None:
+            self.agents.stop()
+        if self.analysis is not None:
+            self.analysis.stop()
         self.manager.close()
 
     # -- lock --------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """`grainloop serve`: assemble the service from its settings and run it until SIGINT/SIGTERM.
 
 The API process is the supervisor: it holds the manager (queue, campaigns, approvals, watchdog) and
-starts the worker process, the 0MQ proxy and (unless `tiled_uri` names another) the embedded Tiled
-run store the worker writes every run to; on shutdown it stops the worker (a running plan is aborted, so its cleanup
-makes the instruments safe) before it exits.
+starts the worker process, the 0MQ proxy, the analysis agents' processes (`analysis_agents`; they
+follow the stream and publish analysis runs back to it and to the store), the stream monitor that
+collects those runs for the API (`analysis_monitor`) and (unless `tiled_uri` names another) the
+embedded Tiled run store the worker writes every run to. On shutdown it stops the agents and the
+worker (a running plan is aborted, so its cleanup makes the instruments safe) before it exits.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from controller.manager.manager import Manager
 from controller.manager.queue import PlanQueue
 from controller.manager.safety import PowerRelays
 from controller.manager.watchdog import WorkerSupervisor
+from controller.service.analysis_agents import AnalysisAgents
+from controller.service.analysis_monitor import AnalysisMonitor
 from controller.service.config import ServiceSettings
 from controller.service.context import ServiceContext
 from controller.service.state import DbQueueStore, open_state
@@ -74,6 +78,16 @@ def build_service(settings: ServiceSettings) -> Service:
     manager = Manager(PlanQueue(DbQueueStore(engine)), worker)
     ctx = ServiceContext(settings, engine, manager, ServiceCampaigns(Journal(url), manager), relays, store_uri)
     ctx.campaigns.on_decision = ctx.metrics.decision.observe
+    stream_in, stream_out = (f"{settings.bind_host}:{port}" for port in (settings.zmq_in_port, settings.zmq_out_port))
+    ctx.analysis = AnalysisMonitor(stream_out, on_finished=ctx.metrics.analysis_finished)
+    if settings.agents:
+        ctx.agents = AnalysisAgents(
+            list(settings.agents),
+            subscribe=stream_out,
+            publish=stream_in,
+            data_dir=ctx.agents_dir,
+            store=(store_uri, store_key),
+        )
     ctx.routers = [campaign_routes.router, lab_routes.router]
     app = create_app(ctx)
 
@@ -81,9 +95,7 @@ def build_service(settings: ServiceSettings) -> Service:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if embedded is not None:
             embedded.start()  # before the worker, which writes every run to it
-        proxy = start_proxy_process(
-            f"{settings.bind_host}:{settings.zmq_in_port}", f"{settings.bind_host}:{settings.zmq_out_port}"
-        )
+        proxy = start_proxy_process(stream_in, stream_out)
         if settings.open_environment:
             worker.start()
         ctx.start()

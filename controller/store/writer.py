@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ class RunStoreWriter:
         self._docs: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # run uid → documents not yet confirmed
         self._backup: dict[str, Path] = {}  # run uid → its backup file, once its store write failed
         self._parents: dict[str, str] = {}  # descriptor / resource uid → run uid
+        self._json_fields: dict[str, tuple[str, ...]] = {}  # descriptor uid → its fields stored as JSON text
         self.runs_stored = 0
         self.runs_backed_up = 0
         self.failures = 0
@@ -80,7 +82,7 @@ class RunStoreWriter:
             self._docs.setdefault(run_uid, []).append((name, doc))
             try:
                 writer = self._writer()
-                writer(name, doc)
+                writer(name, self._table_safe(name, doc))
             except Exception as exc:  # the store failed this run: it goes to the backup from its start on
                 self.failures += 1
                 if isinstance(exc, httpx.TransportError):  # unreachable, not a refused document
@@ -94,11 +96,36 @@ class RunStoreWriter:
             self._append(run_uid, name, doc)
         if name == "stop":
             self._docs.pop(run_uid, None)
-            self._parents = {k: v for k, v in self._parents.items() if v != run_uid}
+            gone = {k for k, v in self._parents.items() if v == run_uid}
+            self._parents = {k: v for k, v in self._parents.items() if k not in gone}
+            self._json_fields = {k: v for k, v in self._json_fields.items() if k not in gone}
             if self._backup.pop(run_uid, None) is not None:
                 self.runs_backed_up += 1
             else:
                 self.runs_stored += 1
+
+    def _table_safe(self, name: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """The document as Tiled's SQL tables can hold it: a one-dimensional array field that is not an
+        external asset (an analysis run's histogram, say) is stored as JSON text; its data key then says
+        `dtype: string` and `json_encoded: true`. The stream and the backup keep the original; images
+        belong in assets, and an event carrying one still sends its run to the backup."""
+        if name == "descriptor":
+            fields = tuple(k for k, v in doc.get("data_keys", {}).items() if _short_internal_array(v))
+            if not fields:
+                return doc
+            self._json_fields[doc["uid"]] = fields
+            keys = {k: ({**v, "dtype": "string", "shape": [], "json_encoded": True} if k in fields else v)
+                    for k, v in doc["data_keys"].items()}  # fmt: skip
+            return {**doc, "data_keys": keys}
+        fields = self._json_fields.get(doc.get("descriptor", "")) if name in ("event", "event_page") else None
+        if not fields:
+            return doc
+        data = dict(doc["data"])
+        for key in fields:
+            if key in data:
+                encode = partial(json.dumps, default=jsonable)
+                data[key] = [encode(v) for v in data[key]] if name == "event_page" else encode(data[key])
+        return {**doc, "data": data}
 
     def _writer(self) -> TiledWriter:
         if self._tiled is None:
@@ -113,3 +140,7 @@ class RunStoreWriter:
         except Exception as exc:  # the disk failed too: say so loudly, never raise into the plan
             self.failures += 1
             log.exception("run backup write failed for run %s: %s", run_uid, exc)
+
+
+def _short_internal_array(data_key: dict[str, Any]) -> bool:
+    return data_key.get("dtype") == "array" and not data_key.get("external") and len(data_key.get("shape") or []) == 1

@@ -6,6 +6,8 @@ and read what matters from the run store.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 from bluesky.callbacks.zmq import ClientCurve, RemoteDispatcher
@@ -27,3 +29,20 @@ def make_dispatcher(
             raise ValueError("CURVE needs both the client's secret key file and the server's public key file")
         curve = ClientCurve(secret_path=Path(client_secret), server_public_key=Path(server_public))
     return RemoteDispatcher(address, prefix=prefix, deserializer=unpack, curve_config=curve)
+
+
+def run_until_stopped(dispatcher: RemoteDispatcher) -> None:
+    """`dispatcher.start()` in this thread until `request_stop` (a cancelled poll is a normal end)."""
+    with contextlib.suppress(asyncio.CancelledError):
+        dispatcher.start()
+
+
+def request_stop(dispatcher: RemoteDispatcher) -> None:
+    """End `run_until_stopped` from any thread or a signal handler (wakes the dispatcher's loop)."""
+    if not dispatcher.loop.is_closed():
+        dispatcher.loop.call_soon_threadsafe(_cancel_poll, dispatcher)
+
+
+def _cancel_poll(dispatcher: RemoteDispatcher) -> None:
+    if dispatcher._task is not None:  # bluesky keeps the polling task private
+        dispatcher._task.cancel()

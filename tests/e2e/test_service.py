@@ -353,3 +353,76 @@ def test_lock(service: Service) -> None:
         assert admin.post("/api/unlock", json={}).status_code == 200  # an admin may unlock without the key
         op.post("/api/queue/clear", json={})
         assert op.get("/api/status").json()["lock"] == {"environment": False, "queue": False}
+
+
+def test_analysis_agents_publish_runs_figures_and_latency(service: Service) -> None:
+    """A fully characterised sample: both agent processes analyse it off the stream; results in the API and Tiled."""
+    from tiled.client import from_uri
+    from tiled.queries import Key
+
+    kwargs = {"recipe": RECIPE, "campaign_id": "analysis-test", "sample_id": "AN-1", "step": 0, "characterize": "full"}
+    rm = service.rm("operator")
+    try:
+        rm.wait_for_idle(timeout=60)
+        rm.item_add(BPlan("make_sample", **kwargs))
+        rm.queue_start()
+        rm.wait_for_idle(timeout=240)
+        assert rm.history_get()["items"][-1]["result"]["exit_status"] == "completed"
+    finally:
+        rm.close()
+    with service.client("observer") as obs:
+        uids = {r["uid"] for r in obs.get("/api/runs", params={"campaign_id": "analysis-test"}).json()["runs"]}
+
+        def analyses() -> list[dict[str, Any]]:
+            return obs.get("/api/analyses", params={"campaign_id": "analysis-test"}).json()["analyses"]
+
+        wait_for(lambda: {a["agent"] for a in analyses()} >= {"segmentation", "orientation"}, 180, "both analyses")
+        records = {a["agent"]: a for a in analyses()}
+        for agent, figures in (("segmentation", {"overlay"}), ("orientation", {"ipf", "misorientation"})):
+            record = records[agent]
+            assert record["exit_status"] == "success", record["reason"]
+            assert record["parent_uid"] in uids and record["sample_id"] == "AN-1"
+            assert record["data"]["grain_count"] > 0
+            assert record["latency_s"] is not None and 0 <= record["latency_s"] < 180
+            assert set(record["images"]) == figures
+            for url in record["images"].values():
+                png = obs.get(url)
+                assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+                assert httpx.get(service.url + url).status_code == 401  # figures need a key too
+        assert obs.get(f"/api/analyses/{records['orientation']['uid']}/overlay.png").status_code == 404
+        metrics = obs.get("/metrics").text
+        tiled_uri = obs.get("/api/runs").json()["tiled_uri"]
+    for agent in ("segmentation", "orientation"):
+        assert f'grainloop_analysis_runs_total{{agent="{agent}",exit_status="success"}}' in metrics
+        count = next(
+            line
+            for line in metrics.splitlines()
+            if line.startswith(f'grainloop_analysis_seconds_count{{agent="{agent}"')
+        )
+        assert float(count.split()[-1]) >= 1
+        assert f'grainloop_analysis_agent_up{{agent="{agent}"}} 1.0' in metrics
+    key = (service.data_dir / "tiled" / "api_key").read_text().strip()
+    store = from_uri(tiled_uri, api_key=key)
+    for record in records.values():  # the agent sends each run to the proxy first, then to the store
+
+        def stored(record: dict[str, Any] = record) -> bool:
+            found = store.search(Key("start.parent_uid") == record["parent_uid"])
+            mine = [u for u in found if found[u].metadata["start"].get("agent") == record["agent"]]
+            return mine == [record["uid"]] and found[record["uid"]].metadata.get("stop") is not None
+
+        wait_for(stored, 30, f"the {record['agent']} analysis run in the store")
+        assert store[record["uid"]].metadata["stop"]["exit_status"] == "success"
+
+
+def test_a_killed_agent_process_is_restarted(service: Service) -> None:
+    with service.client("observer") as obs:
+        before = obs.get("/api/analyses").json()["agents"]["segmentation"]
+        assert before["up"] and before["pid"]
+        os.kill(before["pid"], signal.SIGKILL)
+
+        def back() -> bool:
+            now = obs.get("/api/analyses").json()["agents"]["segmentation"]
+            return now["up"] and now["pid"] != before["pid"] and now["restarts"] == before["restarts"] + 1
+
+        wait_for(back, 30, "the segmentation agent restarted")
+        assert "grainloop_analysis_agent_restarts_total" in obs.get("/metrics").text

@@ -129,3 +129,24 @@ def test_writers_in_parallel_lose_nothing(store: EmbeddedTiled, tmp_path: Path) 
     client = from_uri(store.uri, api_key=store.api_key)
     for uid in starts:
         np.testing.assert_array_equal(client[uid]["primary"]["x"].read(), np.arange(15.0))
+
+
+def test_an_analysis_run_with_histograms_is_stored_with_them_as_json(store: EmbeddedTiled, tmp_path: Path) -> None:
+    """Tiled's SQLite tables take no list columns: 1-D result arrays are stored as JSON text, and read back."""
+    from agents.analysis_stream import publish_analysis_run
+
+    writer = RunStoreWriter(tiled_connector(store.uri, store.api_key), tmp_path / "backup")
+    parent = compose_run(metadata={"sample_id": "S-9"}).start_doc
+    result = {"grain_count": 12, "diameter_histogram_edges_nm": [0.0, 50.0, 100.0], "diameter_histogram_counts": [7, 5]}
+    stream: list[tuple[str, dict]] = []
+    publish_analysis_run([writer, lambda n, d: stream.append((n, d))], parent, {"agent": "segmentation"}, result)
+    assert writer.runs_stored == 1 and writer.failures == 0
+    uid = stream[0][1]["uid"]
+    run = from_uri(store.uri, api_key=store.api_key)[uid]
+    assert run.metadata["start"]["parent_uid"] == parent["uid"]
+    table = run["primary"].read()
+    assert json.loads(table["diameter_histogram_counts"].values[0]) == [7, 5]
+    assert json.loads(table["diameter_histogram_edges_nm"].values[0]) == [0.0, 50.0, 100.0]
+    assert int(table["grain_count"].values[0]) == 12
+    event = next(d for n, d in stream if n == "event")
+    assert event["data"]["diameter_histogram_counts"] == [7, 5]  # the stream keeps the list

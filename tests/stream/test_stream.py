@@ -66,13 +66,19 @@ def proxy() -> Iterator[tuple[str, str]]:
         proc.wait(10)
 
 
+def complete_runs(docs: list[tuple[str, dict]]) -> list[tuple[int, int]]:
+    """(start index, stop index) of every run received from its start to its stop (a late join misses starts)."""
+    starts = {doc["uid"]: i for i, (name, doc) in enumerate(docs) if name == "start"}
+    return [(starts[d["run_start"]], i) for i, (n, d) in enumerate(docs) if n == "stop" and d["run_start"] in starts]
+
+
 def run_until_received(RE: RunEngine, receiver: Receiver, timeout_s: float = 20) -> None:
     """Publish `count` runs until the subscriber has seen one whole (PUB/SUB drops what it sends before joining)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         RE(count([det], num=3))
         time.sleep(0.2)
-        if any(name == "stop" for name, _ in receiver.docs):
+        if complete_runs(receiver.docs):
             return
     raise AssertionError("no complete run arrived")
 
@@ -85,8 +91,7 @@ def test_run_engine_to_remote_dispatcher(proxy: tuple[str, str]) -> None:
     RE.subscribe(publisher)
     try:
         run_until_received(RE, receiver)
-        stop_index = next(i for i, (n, _) in enumerate(receiver.docs) if n == "stop")
-        start_index = max(i for i, (n, _) in enumerate(receiver.docs[:stop_index]) if n == "start")
+        start_index, stop_index = complete_runs(receiver.docs)[0]
         names = [n for n, _ in receiver.docs[start_index : stop_index + 1]]
         assert names == ["start", "descriptor", "event", "event", "event", "stop"]
         event = receiver.docs[start_index + 2][1]

@@ -1,0 +1,178 @@
+"""An analysis agent as a service process: documents in from the 0MQ proxy, analysis runs out.
+
+    python -m controller.service.analysis_process segmentation|orientation \
+        --subscribe HOST:PORT --publish HOST:PORT --data-dir DIR [--store URI]
+
+The agent (`SegmentationAgent` or `OrientationAgent`) hears every document the worker publishes through
+the proxy's output. Each analysis run it makes goes back into the proxy's input (so the API process,
+other agents and any `RemoteDispatcher` see it) and, with `--store`, to the Tiled run store with its
+`parent_uid` (key in `GRAINLOOP_TILED_API_KEY`). Its figures are PNG files under
+`DIR/analysis/<figure id>/`, named in the analysis run's start document (`images`: name → path
+relative to `DIR`): the segmentation overlay with the grain-size histogram, the IPF map and the
+misorientation histogram. A figure that cannot be drawn is logged and left out; it never fails the run.
+
+The process runs torch on one thread so that it does not starve the RunEngine worker beside it, and
+exits cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("grainloop.analysis")
+AGENTS = ("segmentation", "orientation")
+IMAGE_ROOT = "analysis"
+"""Figures live under `data_dir / IMAGE_ROOT`."""
+
+
+class FigureDir:
+    """Where an agent process writes the figures of one analysis run."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def new(self) -> tuple[Path, str]:
+        """A fresh directory (absolute) and its path relative to `data_dir`."""
+        relative = f"{IMAGE_ROOT}/{uuid.uuid4().hex}"
+        path = self.data_dir / relative
+        path.mkdir(parents=True, exist_ok=True)
+        return path, relative
+
+
+def segmentation_agent(figures: FigureDir) -> Any:
+    """The segmentation agent with the default model, writing its overlay for every report."""
+    from agents.segmentation.agent import Analysis, SegmentationAgent
+    from agents.segmentation.models import load_segmenter
+    from agents.segmentation.overlay import write_overlay
+
+    class Agent(SegmentationAgent):
+        _last: Analysis | None = None
+
+        def analyze_full(self, *args: Any, **kwargs: Any) -> Analysis:
+            self._last = super().analyze_full(*args, **kwargs)
+            return self._last
+
+        def _emit(
+            self,
+            parent_start: Mapping[str, Any],
+            metadata: Mapping[str, Any],
+            report: Any | None,
+            reason: str,
+            source_event: Mapping[str, Any] | None,
+        ) -> None:
+            analysis, self._last = self._last, None
+            images: dict[str, str] = {}
+            if report is not None and analysis is not None and analysis.report is report:
+                directory, relative = figures.new()
+                grains = analysis.grain_map.grains if analysis.grain_map is not None else None
+                try:
+                    write_overlay(
+                        directory / "overlay.png",
+                        analysis.image,
+                        analysis.class_map,
+                        tuple(self.segmenter.classes),
+                        report,
+                        grains,
+                    )
+                    images["overlay"] = f"{relative}/overlay.png"
+                except Exception:
+                    log.exception("segmentation overlay could not be written")
+            super()._emit(parent_start, {**metadata, "images": images}, report, reason, source_event)
+
+    return Agent(load_segmenter())
+
+
+def orientation_agent(figures: FigureDir) -> Any:
+    """The orientation agent with its default phases, writing the IPF map and misorientation histogram."""
+    from agents.orientation.agent import OrientationAgent, OrientationAnalysis
+    from agents.orientation.plots import write_ipf_map, write_misorientation_histogram
+
+    class Agent(OrientationAgent):
+        _last: OrientationAnalysis | None = None
+
+        def _finish(self, *args: Any, **kwargs: Any) -> OrientationAnalysis:
+            self._last = super()._finish(*args, **kwargs)
+            return self._last
+
+        def _emit(
+            self,
+            parent_start: Mapping[str, Any],
+            metadata: Mapping[str, Any],
+            report: Any | None,
+            reason: str,
+            source_event: Mapping[str, Any] | None,
+        ) -> None:
+            analysis, self._last = self._last, None
+            images: dict[str, str] = {}
+            if report is not None and analysis is not None and analysis.report is report:
+                directory, relative = figures.new()
+                for name, write in (("ipf", write_ipf_map), ("misorientation", write_misorientation_histogram)):
+                    try:
+                        write(directory / f"{name}.png", analysis.grains, self.critical_deg)
+                        images[name] = f"{relative}/{name}.png"
+                    except Exception:
+                        log.exception("orientation figure %s could not be written", name)
+            super()._emit(parent_start, {**metadata, "images": images}, report, reason, source_event)
+
+    return Agent()
+
+
+def build_agent(kind: str, data_dir: Path) -> Any:
+    if kind not in AGENTS:
+        raise ValueError(f"unknown agent {kind!r}; known: {', '.join(AGENTS)}")
+    figures = FigureDir(data_dir)
+    return segmentation_agent(figures) if kind == "segmentation" else orientation_agent(figures)
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, port = text.rsplit(":", 1)
+    return host, int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("agent", choices=AGENTS)
+    parser.add_argument("--subscribe", required=True, help="HOST:PORT of the 0MQ proxy's output")
+    parser.add_argument("--publish", required=True, help="HOST:PORT of the 0MQ proxy's input")
+    parser.add_argument("--data-dir", type=Path, required=True, help="figures go under DIR/analysis")
+    parser.add_argument("--store", default=None, help="Tiled API root (key: GRAINLOOP_TILED_API_KEY)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.agent} %(levelname)s %(message)s")
+
+    import torch
+
+    torch.set_num_threads(1)
+    from controller.stream.publisher import make_publisher
+    from controller.stream.subscriber import make_dispatcher, request_stop, run_until_stopped
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    agent = build_agent(args.agent, args.data_dir)
+    publisher = make_publisher(_address(args.publish))
+    agent.subscribe(publisher)
+    if args.store:
+        from controller.store.writer import RunStoreWriter, tiled_connector
+
+        key = os.environ.get("GRAINLOOP_TILED_API_KEY")
+        agent.subscribe(RunStoreWriter(tiled_connector(args.store, key), args.data_dir / "store-backup"))
+    dispatcher = make_dispatcher(_address(args.subscribe))
+    dispatcher.subscribe(agent)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: request_stop(dispatcher))
+    log.info("%s agent listening on %s, publishing to %s", args.agent, args.subscribe, args.publish)
+    try:
+        run_until_stopped(dispatcher)
+    finally:
+        publisher.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
