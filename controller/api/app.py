@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from controller.api import queueserver
+from controller.api import dashboard, queueserver, sim
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -33,6 +33,8 @@ def create_app(ctx: Any) -> FastAPI:
     app.include_router(queueserver.router)
     for router in ctx.extra_routers():
         app.include_router(router)
+    app.include_router(sim.router)
+    dashboard.install(app)  # the page at /, its static files and the event stream /api/stream
 
     @app.middleware("http")
     async def audit_and_time(request: Request, call_next: Any) -> Response:

@@ -96,6 +96,13 @@ def campaign_observations(campaign_id: str, ctx: Ctx, who: CampaignReader) -> di
     return {"campaign_id": campaign_id, "steps": [r.__dict__ for r in rows]}
 
 
+@router.get("/campaigns/{campaign_id}/config")
+def campaign_config(campaign_id: str, ctx: Ctx, who: CampaignReader) -> dict[str, Any]:
+    """The campaign's `CampaignConfig` (the dashboard draws best-so-far with its `min_tc_k`)."""
+    config, _ = _campaign_call(ctx.campaigns.config, campaign_id)
+    return {"campaign_id": campaign_id, "config": config.model_dump(exclude={"world"})}
+
+
 @router.get("/campaigns/{campaign_id}/best")
 def campaign_best(campaign_id: str, ctx: Ctx, who: CampaignReader) -> dict[str, Any]:
     summary = _campaign_call(ctx.campaigns.summary, campaign_id)

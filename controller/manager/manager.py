@@ -147,6 +147,15 @@ class Manager:
         except RuntimeError as exc:
             raise ManagerError(str(exc)) from exc
 
+    def sim_interlock(self, tripped: bool) -> dict[str, Any]:
+        """Trip or reset the site interlock of a simulated lab (the worker refuses on real hardware)."""
+        try:
+            return self.worker.call("sim_interlock", tripped=tripped)
+        except WorkerUnavailableError as exc:
+            raise ManagerError(f"worker unavailable: {exc}") from exc
+        except RuntimeError as exc:
+            raise ManagerError(str(exc)) from exc
+
     # -- the loop ----------------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.wait(self.tick_s):

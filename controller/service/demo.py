@@ -101,6 +101,7 @@ def run_service_campaign(console: Console, out_dir: Path, budget: int, optimum_t
             ]
             api.post(f"/api/campaigns/{cid}/start").raise_for_status()
             console.print(f"campaign {cid} started ({service.url}/api/campaigns/{cid})")
+            console.print(f"follow and steer it on the dashboard: {service.url}/ (log in with the key {service.key})")
             shown, best = 0, None
             deadline = time.monotonic() + 60 * budget
             while time.monotonic() < deadline:
@@ -134,6 +135,7 @@ def run_service_campaign(console: Console, out_dir: Path, budget: int, optimum_t
         with service.client() as api:
             store_uri = api.get("/api/runs", params={"limit": 1}).json().get("tiled_uri")
         console.print(
+            f"dashboard: {service.url}/ (log in with the key {service.key})\n"
             f"API docs: {service.url}/docs\nmetrics:  {service.url}/metrics\n"
             f"status:   {service.url}/api/status (header 'Authorization: ApiKey {service.key}')\n"
             f"runs:     {store_uri} (Tiled; key in {out_dir / 'service' / 'tiled' / 'api_key'}, "

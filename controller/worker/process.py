@@ -155,6 +155,16 @@ class Worker:
     def _cmd_devices(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"devices": self.devices_snapshot()}
 
+    def _cmd_sim_interlock(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Trip (`tripped: true`) or reset the site interlock — on a simulated lab only."""
+        if self.lab.sim is None:
+            raise RuntimeError("this lab is not simulated: its site interlock is hardware and cannot be set remotely")
+        tripped = request.get("tripped")
+        if not isinstance(tripped, bool):
+            raise ValueError(f"tripped must be true or false, got {tripped!r}")
+        self.lab.interlock.put(1 if tripped else 0)
+        return {"interlock": int(self.lab.interlock.get())}
+
     def _cmd_shutdown(self, request: dict[str, Any]) -> dict[str, Any]:
         self.request_shutdown()
         return {}
@@ -172,7 +182,8 @@ class Worker:
     def suspension(self) -> dict[str, Any]:
         """`RE.state` reads "running" while a suspender holds a plan; this says whether one does, and why."""
         tripped = [s for s in self.RE.suspenders if getattr(s, "tripped", False)]
-        reasons = [str(getattr(s, "tripped_message", "") or type(s).__name__) for s in tripped]
+        # bluesky keeps a suspender's message private (`_tripped_message`); there is no public accessor
+        reasons = [str(getattr(s, "_tripped_message", "") or type(s).__name__) for s in tripped]
         return {"suspended": bool(tripped), "suspend_reason": "; ".join(reasons) or None}
 
     def devices_snapshot(self) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Requests are `{"method": name, ...}`; replies are `{"ok": true, ...}` or `{"ok": false, "error": "..."}`.
 Methods: `status`, `run` (`item`), `pause` (`option`: deferred | immediate), `resume`, `stop`, `abort`,
-`halt`, `ack` (`item_uids`: finished items the manager has recorded), `devices`, `shutdown`.
+`halt`, `ack` (`item_uids`: finished items the manager has recorded), `devices`, `shutdown`, and
+`sim_interlock` (`tripped`: set a simulated lab's site interlock; refused by a real lab).
 
 A REQ socket that timed out cannot send again, so the client closes it and opens a new one on every
 timeout: a hung worker costs the manager one timeout, never a wedged socket.
@@ -15,7 +16,7 @@ from typing import Any
 
 import zmq
 
-METHODS = ("status", "run", "pause", "resume", "stop", "abort", "halt", "ack", "devices", "shutdown")
+METHODS = ("status", "run", "pause", "resume", "stop", "abort", "halt", "ack", "devices", "shutdown", "sim_interlock")
 
 
 class WorkerUnavailableError(ConnectionError):
