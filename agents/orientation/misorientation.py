@@ -21,26 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulators.orientations import quat_multiply as quaternion_multiply
+
 SIGMA3_ANGLE_DEG = 60.0
 SIGMA3_AXIS = (1.0, 1.0, 1.0)
 BRANDON_CONSTANT_DEG = 15.0
-
-
-def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a ⊗ b of (..., 4) arrays (w, x, y, z), broadcast."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    w1, x1, y1, z1 = np.moveaxis(a, -1, 0)
-    w2, x2, y2, z2 = np.moveaxis(b, -1, 0)
-    return np.stack(
-        [
-            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-        ],
-        axis=-1,
-    )
 
 
 def z_rotation(angle_rad: np.ndarray) -> np.ndarray:
