@@ -4,18 +4,25 @@ Campaigns are created from a `CampaignConfig` (the service's lab stands in for i
 paused, resumed and stopped by operators. Recipes arrive three ways, and every one passes the
 adjudicator's safety envelope (409 naming the rule) before pydantic's checks (422 with field errors):
 the campaign's own agent, an operator's injection (queued at once), and an agent principal's proposal
-(in `suggest` mode it waits for approval; agent keys can do nothing else).
+(in `suggest` mode it waits for approval; agent keys can do nothing else). An approval may approve an
+edited recipe, checked exactly as an injected one. `GET /campaigns/{id}/model` is the Bayesian agent's
+view (`agents.bayesian.slices`), cached per campaign per observation count.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.bayesian import BayesianAgent
+from agents.bayesian.slices import ModelViewError, model_view, pareto_view
 from controller.api.deps import Ctx, Observer, Operator, require
+from controller.campaign.agent_factory import restore_agent
 from controller.campaign.config import CampaignConfig
 from controller.campaign.report import plot_campaign
 from controller.campaign.results import campaign_dir
@@ -107,6 +114,67 @@ def campaign_config(campaign_id: str, ctx: Ctx, who: CampaignReader) -> dict[str
 def campaign_best(campaign_id: str, ctx: Ctx, who: CampaignReader) -> dict[str, Any]:
     summary = _campaign_call(ctx.campaigns.summary, campaign_id)
     return {"campaign_id": campaign_id, "best": summary["best"]}
+
+
+class ModelViews:
+    """The last model view of each campaign, keyed by its observation count; one computation at a time each."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.views: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.locks: dict[str, threading.Lock] = {}
+
+    def lock_of(self, campaign_id: str) -> threading.Lock:
+        with self.lock:
+            return self.locks.setdefault(campaign_id, threading.Lock())
+
+
+def _model_views(request: Request) -> ModelViews:
+    views = getattr(request.app.state, "model_views", None)
+    if views is None:
+        views = request.app.state.model_views = ModelViews()
+    return views
+
+
+def _observed(agent_state: dict[str, Any] | None) -> int:
+    """Trials of a checkpoint that ended (completed or failed): what the model is fitted to."""
+    trials = ((agent_state or {}).get("ledger") or {}).get("trials") or []
+    return sum(1 for t in trials if t.get("status") in ("completed", "failed"))
+
+
+@router.get("/campaigns/{campaign_id}/model")
+def campaign_model(campaign_id: str, request: Request, ctx: Ctx, who: CampaignReader) -> dict[str, Any]:
+    """The Bayesian agent's view: posterior mean ± σ and acquisition along each recipe axis through the
+    incumbent (`agents.bayesian.slices`), and the Pareto set for a multi-objective agent.
+
+    Computed from the agent's journalled checkpoint (never the live agent) once per observation count and
+    cached, so polling it is cheap. 404: unknown campaign, or its agent has no model (sobol, random);
+    409: fewer than two successful observations.
+    """
+    config, _ = _campaign_call(ctx.campaigns.config, campaign_id)
+    if config.agent != "bayes":
+        raise HTTPException(
+            status_code=404, detail=f"campaign {campaign_id}'s agent is {config.agent}: it has no model"
+        )
+    views = _model_views(request)
+    with views.lock_of(campaign_id):  # one fit per campaign at a time; later callers get the cached view
+        state = ctx.campaigns.journal.campaign(campaign_id)["agent_state"]
+        observed = _observed(state)
+        cached = views.views.get(campaign_id)
+        if cached is not None and cached[0] == observed:
+            return {**cached[1], "cached": True}
+        if not state:
+            raise HTTPException(status_code=409, detail="no model yet: the agent has not proposed anything")
+        agent = restore_agent(config, state)
+        assert isinstance(agent, BayesianAgent)
+        try:
+            view = model_view(agent)
+        except ModelViewError as exc:
+            raise HTTPException(status_code=409, detail=f"no model yet: {exc}") from None
+        view = {"campaign_id": campaign_id, "observations": observed, "computed_s": time.time(), **view}
+        view["pareto"] = pareto_view(agent) if agent.goals.multi else None
+        views.views[campaign_id] = (observed, view)
+    return {**view, "cached": False}
 
 
 @router.get("/campaigns/{campaign_id}/report.png", response_class=FileResponse)

@@ -32,6 +32,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, select
+
+from controller.campaign.journal import steps as steps_table
 from devices.envelope import FURNACE, MILL
 
 log = logging.getLogger("grainloop.api.events")
@@ -96,6 +99,7 @@ class Collector:
             ("history", self.history),
             ("approvals", self.approvals),
             ("audit", self.audit),
+            ("agents", self.agents),
         ):
             try:
                 out[name] = read()
@@ -171,6 +175,20 @@ class Collector:
     def audit(self) -> dict[str, Any]:
         return {"entries": self.ctx.audit_list(limit=AUDIT_TAIL)}
 
+    def agents(self) -> dict[str, Any]:
+        """The analysis agents' processes (`up`, `pid`, `restarts`), as `GET /api/analyses` gives them."""
+        agents = getattr(self.ctx, "agents", None)
+        return {"agents": agents.status() if agents is not None else {}}
+
+    def _last_finished(self) -> dict[str, float]:
+        """Each campaign's newest finished step (wall seconds): the page's "campaign stalled" condition."""
+        journal = self.ctx.campaigns.journal
+        query = select(steps_table.c.campaign_id, func.max(steps_table.c.finished_s)).group_by(
+            steps_table.c.campaign_id
+        )
+        with journal.engine.connect() as conn:
+            return {cid: float(t) for cid, t in conn.execute(query) if t is not None}
+
     def _created_s(self, campaign_id: str) -> float:
         if campaign_id not in self._created:  # never changes: read once per campaign
             self._created[campaign_id] = float(self.ctx.campaigns.journal.campaign(campaign_id)["created_s"])
@@ -182,8 +200,11 @@ class Collector:
         by_status = {s: cs.journal_campaigns(s) for s in CAMPAIGN_STATUSES}
         done = sorted((c for s in ("finished", "stopped") for c in by_status[s]), key=self._created_s, reverse=True)
         summaries, out = [], {}
+        last_finished = self._last_finished()
         for cid in [c for s in ACTIVE for c in by_status[s]]:
-            summaries.append(cs.summary(cid))
+            summaries.append(
+                {**cs.summary(cid), "created_s": self._created_s(cid), "last_finished_s": last_finished.get(cid)}
+            )
             out[f"observations:{cid}"] = {"campaign_id": cid, "steps": [r.__dict__ for r in cs.journal.steps(cid)]}
         now = time.monotonic()
         for cid in done[:FINISHED_CAMPAIGNS_KEPT]:

@@ -4,8 +4,9 @@ A campaign is created (its config validated), then started. While it runs and ha
 its agent proposes a batch (in a background thread: a Bayesian decision takes seconds); every proposal is
 journalled *before* anything else happens, then checked against the safety envelope. In `direct` mode a
 safe proposal goes straight to the queue as a `make_sample` item tagged with the campaign and step; in
-`suggest` mode it waits for an operator's approval (approve, edit, reject). An unsafe proposal is
-rejected with the rule it broke and the agent hears of it as a failure (it must not propose it again).
+`suggest` mode it waits for an operator's approval (approve, edit, reject; withdrawn if the campaign is
+stopped first). An unsafe proposal is rejected with the rule it broke and the agent hears of it as a
+failure (it must not propose it again).
 
 When a campaign's item finishes, the observation (or the failure) is ingested and journalled with the
 agent's checkpoint in one transaction. If the worker was lost mid-experiment, the step is made again from
@@ -90,7 +91,27 @@ class ServiceCampaigns:
             for item in self.manager.queue.get():
                 if (item.get("meta") or {}).get("campaign_id") == campaign_id:
                     self.manager.queue.remove(uid=item["item_uid"])
+            self.withdraw_pending(campaign_id)
         return target
+
+    def withdraw_pending(self, campaign_id: str, reason: str = "the campaign was stopped") -> list[str]:
+        """Withdraw the pending approvals of a stopped campaign; their steps are rejected and never run.
+
+        A withdrawn approval cannot be decided afterwards (`decide` refuses it like any decided one); the
+        agent hears of the suggestion as withdrawn (neither pending nor failed). Returns the approval ids.
+        """
+        withdrawn = []
+        for approval in self.journal.approvals("pending", campaign_id=campaign_id):
+            if not self.journal.decide_approval(approval["approval_id"], "withdrawn", "service", reason):
+                continue  # decided meanwhile by an operator
+            withdrawn.append(approval["approval_id"])
+            with self.lock:
+                agent = self.agent(campaign_id)
+                row = next((r for r in self.journal.steps(campaign_id) if r.step == approval["step"]), None)
+                if row is not None and row.origin == "agent" and row.suggestion_id in agent.ledger:  # type: ignore[attr-defined]
+                    agent.withdraw(row.suggestion_id)
+                self.journal.reject(campaign_id, approval["step"], f"withdrawn: {reason}", agent.checkpoint())
+        return withdrawn
 
     def agent(self, campaign_id: str) -> Optimizer:
         with self.lock:
@@ -149,6 +170,8 @@ class ServiceCampaigns:
                 self.journal.propose(campaign_id, new_rows, agent.checkpoint())
             for row in new_rows:
                 self._route(campaign_id, row, mode, config, reasoning)
+            if self._record(campaign_id)["status"] == "stopped":  # stopped while the agent was thinking
+                self.withdraw_pending(campaign_id)
         except Exception:
             log.exception("campaign %s: proposing failed", campaign_id)
         finally:
@@ -274,6 +297,13 @@ class ServiceCampaigns:
         if row is None or row.status != "proposed":
             raise CampaignError(f"step {step} of {campaign_id} is no longer waiting")
         config, _ = self.config(campaign_id)
+        campaign_status = self._record(campaign_id)["status"]
+        if decision != "reject" and campaign_status in ("stopped", "finished"):
+            raise CampaignError(f"campaign {campaign_id} is {campaign_status}; nothing more of it runs")
+        if edited is not None and decision != "reject":
+            rule = envelope_violation(edited.model_dump())
+            if rule is not None:  # as for an injected recipe: refused before anything is recorded
+                raise CampaignError(rule)
         status = "rejected" if decision == "reject" else ("edited" if edited is not None else "approved")
         if not self.journal.decide_approval(approval_id, status, by, note):
             raise CampaignError(f"approval {approval_id} was decided meanwhile")

@@ -1,5 +1,5 @@
 // Campaign: objective vs experiment with best-so-far, the recipes explored (parallel coordinates),
-// pending approvals with the agent's reasoning (approve / reject), and the recipe injection form.
+// pending approvals with the agent's reasoning (approve / reject / edit), and the recipe injection form.
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { api } from "./api.js";
@@ -154,48 +154,95 @@ function reasoningView(reasoning) {
   return h("div", { class: "kv reasoning" }, flat.slice(0, 16).map(([k, v]) => h("div", {}, h("span", {}, `${k} `), h("b", {}, fmt(v, 3)))));
 }
 
+const cards = new Map(); // approval id → its card (kept across renders, so an open edit form survives)
+
+/** Pending approvals; operators get approve / reject / edit (approve an edited recipe). */
 export function renderApprovals(payload, canDecide, decide) {
   const approvals = payload?.approvals || [];
+  const container = $("#approvals");
+  const ids = new Set(approvals.map((a) => a.approval_id));
+  for (const [id, card] of cards) if (!ids.has(id)) { card.remove(); cards.delete(id); }
   if (!approvals.length) {
-    fill($("#approvals"), h("p", { class: "muted", id: "no-approvals" }, "nothing waiting"));
+    fill(container, h("p", { class: "muted", id: "no-approvals" }, "nothing waiting"));
     return;
   }
-  fill($("#approvals"), approvals.map((a) => {
-    const r = a.recipe || {};
-    return h("div", { class: "approval", "data-approval": a.approval_id },
-      h("div", {}, h("b", {}, `${a.campaign_id} step ${a.step}`), " — ",
-        `${r.route} · ${fmt(r.dwell_temperature_c, 0)} °C × ${fmt(r.dwell_time_h, 2)} h · ${fmt(r.pressure_mpa, 0)} MPa · `,
-        `mill ${fmt(r.mill_rpm, 0)} rpm × ${fmt(r.milling_time_h, 2)} h · K +${fmt(r.k_excess, 3)}`),
-      reasoningView(a.reasoning),
-      canDecide
-        ? h("div", { class: "actions" },
-          h("button", { class: "primary", "data-decision": "approve", onclick: () => decide(a.approval_id, "approve") }, "approve"),
-          h("button", { "data-decision": "reject", onclick: () => decide(a.approval_id, "reject") }, "reject"))
-        : null);
-  }));
+  container.querySelector("#no-approvals")?.remove();
+  for (const a of approvals) {
+    if (!cards.has(a.approval_id)) cards.set(a.approval_id, approvalCard(a, canDecide, decide));
+    container.append(cards.get(a.approval_id)); // in the server's order (oldest first)
+  }
+}
+
+function approvalCard(a, canDecide, decide) {
+  const r = a.recipe || {};
+  const msg = h("p", { class: "msg", role: "status" });
+  const editor = h("form", { class: "edit-form", hidden: true });
+  const card = h("div", { class: "approval", "data-approval": a.approval_id },
+    h("div", {}, h("b", {}, `${a.campaign_id} step ${a.step}`), " — ",
+      `${r.route} · ${fmt(r.dwell_temperature_c, 0)} °C × ${fmt(r.dwell_time_h, 2)} h · ${fmt(r.pressure_mpa, 0)} MPa · `,
+      `mill ${fmt(r.mill_rpm, 0)} rpm × ${fmt(r.milling_time_h, 2)} h · K +${fmt(r.k_excess, 3)}`),
+    reasoningView(a.reasoning));
+  if (!canDecide) return card;
+  const report = async (result) => {
+    msg.textContent = result ? "" : $("#control-msg").textContent;
+    msg.classList.toggle("error", !result);
+  };
+  card.append(
+    h("div", { class: "actions" },
+      h("button", { type: "button", class: "primary", "data-decision": "approve", onclick: async () => report(await decide(a.approval_id, "approve")) }, "approve"),
+      h("button", { type: "button", "data-decision": "reject", onclick: async () => report(await decide(a.approval_id, "reject")) }, "reject"),
+      h("button", { type: "button", "data-decision": "edit", onclick: async () => {
+        if (!editor.childElementCount) await buildEditor(editor, a, decide, report);
+        editor.hidden = !editor.hidden;
+      } }, "edit…")),
+    editor, msg);
+  return card;
+}
+
+async function buildEditor(form, approval, decide, report) {
+  const schema = await recipeSchema();
+  const prefix = `edit-${approval.approval_id.replace(/[^\w-]/g, "_")}-`;
+  const note = h("input", { name: "__note", id: `${prefix}note`, placeholder: "why (kept with the decision)", maxlength: 2000 });
+  fill(form, recipeFields(schema, prefix, approval.recipe || {}),
+    h("label", { for: `${prefix}note` }, "note"), note,
+    h("button", { type: "submit", class: "primary", "data-decision": "approve-edited" }, "approve edited recipe"));
+  form.onsubmit = async (e) => {
+    e.preventDefault();
+    const body = { recipe: readRecipe(form, schema) };
+    if (note.value.trim()) body.note = note.value.trim();
+    report(await decide(approval.approval_id, "approve", body));
+  };
+}
+
+/** Label, input and bounds of every Recipe field (from its JSON schema), filled with `values`. */
+function recipeFields(schema, prefix, values = {}) {
+  return Object.entries(schema.properties).map(([name, p]) => {
+    const id = `${prefix}${name}`;
+    const value = values[name] ?? (p.enum ? p.enum[0] : ((p.minimum + p.maximum) / 2).toPrecision(3));
+    const input = p.enum
+      ? h("select", { id, name }, p.enum.map((v) => h("option", { value: v, selected: v === value }, v)))
+      : h("input", { id, name, type: "number", step: "any", min: p.minimum, max: p.maximum, required: true, value });
+    return [h("label", { for: id, title: p.description || "" }, name), input,
+      p.enum ? null : h("span", { class: "bounds" }, `${p.minimum} … ${p.maximum}${p.description ? ` · ${p.description}` : ""}`)];
+  });
+}
+
+function readRecipe(form, schema) {
+  const recipe = {};
+  for (const [name, p] of Object.entries(schema.properties)) {
+    const raw = form.elements[name].value;
+    recipe[name] = p.enum ? raw : Number(raw);
+  }
+  return recipe;
 }
 
 // -- the injection form, generated from the Recipe's JSON schema -------------------------------------------
 export async function buildInjectForm(onSubmit) {
   const schema = await recipeSchema();
   const form = $("#inject-form");
-  const fields = Object.entries(schema.properties).map(([name, p]) => {
-    const id = `inject-${name}`;
-    const input = p.enum
-      ? h("select", { id, name }, p.enum.map((v) => h("option", { value: v }, v)))
-      : h("input", { id, name, type: "number", step: "any", min: p.minimum, max: p.maximum, required: true,
-        value: ((p.minimum + p.maximum) / 2).toPrecision(3) });
-    return [h("label", { for: id, title: p.description || "" }, name), input,
-      p.enum ? null : h("span", { class: "bounds" }, `${p.minimum} … ${p.maximum}${p.description ? ` · ${p.description}` : ""}`)];
-  });
-  fill(form, fields, h("button", { type: "submit", class: "primary", "data-action": "inject" }, "inject into campaign"));
+  fill(form, recipeFields(schema, "inject-"), h("button", { type: "submit", class: "primary", "data-action": "inject" }, "inject into campaign"));
   form.onsubmit = (e) => {
     e.preventDefault();
-    const recipe = {};
-    for (const [name, p] of Object.entries(schema.properties)) {
-      const raw = form.elements[name].value;
-      recipe[name] = p.enum ? raw : Number(raw);
-    }
-    onSubmit(recipe);
+    onSubmit(readRecipe(form, schema));
   };
 }

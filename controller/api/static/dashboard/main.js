@@ -1,31 +1,44 @@
 // The dashboard: log in with an API key, follow /api/stream, render every panel from its topic.
 
+import { noteStatus, renderAlerts } from "./alerts.js";
 import { api, session } from "./api.js";
 import { buildInjectForm, renderApprovals, renderCampaigns, renderObservations, selectedCampaign } from "./campaign.js";
 import { act, buildControls, canOperate, renderControls } from "./controls.js";
 import { $ } from "./dom.js";
 import { renderInstruments } from "./instruments.js";
+import { renderModel } from "./model.js";
 import { addAnalysis, renderAnalysis, renderAudit } from "./panels.js";
 import { renderHistory, renderQueue } from "./queue.js";
 import { renderHealth, renderInterlock, renderStatus } from "./status.js";
 import { EventStream } from "./stream.js";
 
-const state = { topics: {}, limits: null, role: null };
+const state = { topics: {}, limits: null, role: null, health: "connecting" };
 let stream = null;
 
 function observationsOf(campaignId) {
   return state.topics[`observations:${campaignId}`];
 }
 
+function selectedSummary() {
+  return (state.topics.campaigns?.campaigns || []).find((c) => c.campaign_id === selectedCampaign());
+}
+
+function alerts() {
+  renderAlerts(state.topics, state.limits, state.health, stream?.serverOffsetS ?? 0);
+}
+
 function render(type, campaignId) {
   const t = state.topics;
   switch (type) {
     case "status":
+      noteStatus(t.status);
+      alerts();
       renderStatus(t.status);
       renderControls(t.status);
       renderQueue(t.queue, t.status, t.devices);
       break;
     case "devices":
+      alerts();
       renderInterlock(t.devices);
       renderInstruments(t.devices, state.limits, t.queue?.running_item);
       renderQueue(t.queue, t.status, t.devices);
@@ -38,6 +51,11 @@ function render(type, campaignId) {
       break;
     case "campaigns":
       if (renderCampaigns(t.campaigns)) renderObservations(observationsOf(selectedCampaign()));
+      renderModel(selectedSummary());
+      alerts();
+      break;
+    case "agents":
+      alerts();
       break;
     case "observations":
       if (campaignId === selectedCampaign()) renderObservations(observationsOf(campaignId));
@@ -60,7 +78,7 @@ function onEvent(type, data) {
     state.topics = { ...data.topics };
     state.limits = data.limits;
     for (const a of data.analysis || []) addAnalysis(a);
-    for (const t of ["status", "devices", "queue", "history", "campaigns", "approvals", "audit", "analysis"]) render(t);
+    for (const t of ["status", "devices", "queue", "history", "campaigns", "approvals", "audit", "analysis", "agents"]) render(t);
   } else if (type === "observations") {
     state.topics[`observations:${data.campaign_id}`] = data;
     render(type, data.campaign_id);
@@ -74,8 +92,10 @@ function onEvent(type, data) {
   window.__dashboard.renderedAt[type] = performance.now();
 }
 
-async function decide(approvalId, decision) {
-  await act(`${decision} ${approvalId}`, () => api(`/api/approvals/${approvalId}/${decision}`, { method: "POST", body: {} }));
+/** Approve or reject (body: {recipe, note} to approve an edited recipe); resolves to the result or null. */
+async function decide(approvalId, decision, body = {}) {
+  const label = `${body.recipe ? "approve edited" : decision} ${approvalId}`;
+  return act(label, () => api(`/api/approvals/${approvalId}/${decision}`, { method: "POST", body }));
 }
 
 async function inject(recipe) {
@@ -97,8 +117,14 @@ async function start() {
   document.addEventListener("campaign-selected", () => {
     renderCampaigns(state.topics.campaigns);
     renderObservations(observationsOf(selectedCampaign()));
+    renderModel(selectedSummary());
   });
-  stream = new EventStream(onEvent, renderHealth);
+  stream = new EventStream(onEvent, (health) => {
+    state.health = health;
+    renderHealth(health);
+    alerts();
+  });
+  setInterval(alerts, 1000); // pending conditions turn firing with time alone
   window.__dashboard.stream = stream;
   await stream.open();
 }

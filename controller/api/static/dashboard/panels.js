@@ -40,8 +40,17 @@ export function renderAnalysis() {
         authorisedImage(path).then((url) => { img.src = url; }).catch(() => { img.alt = `${name}: not available`; });
         return img;
       })),
-      h("div", { class: "kv" }, Object.entries(a.data || {}).slice(0, 24).map(([k, v]) =>
-        h("div", {}, h("span", {}, `${k} `), h("b", {}, typeof v === "object" ? JSON.stringify(v) : fmt(v, 3))))))));
+      a.exit_status && a.exit_status !== "success" && a.reason ? h("p", { class: "error" }, a.reason) : null,
+      h("div", { class: "kv" }, orderedResults(a.data).slice(0, 24).map(([k, v]) =>
+        h("div", { "data-key": k }, h("span", {}, `${k} `), h("b", {}, Array.isArray(v) ? `[${v.length} values]` : typeof v === "object" ? JSON.stringify(v) : fmt(v, 3))))))));
+}
+
+const FIRST = /grain_(count|size)|critical_deg|low_angle|porosity|texture|indexed/; // what an operator looks for first
+
+/** An analysis's flat results, the grain-size and misorientation numbers first. */
+function orderedResults(data) {
+  const entries = Object.entries(data || {});
+  return [...entries.filter(([k]) => FIRST.test(k)), ...entries.filter(([k]) => !FIRST.test(k))];
 }
 
 export function renderAudit(payload) {

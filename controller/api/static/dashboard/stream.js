@@ -8,7 +8,7 @@
 import { api } from "./api.js";
 
 const TYPES = ["snapshot", "status", "devices", "queue", "history", "campaigns", "observations", "approvals",
-  "audit", "analysis", "heartbeat"];
+  "audit", "analysis", "agents", "heartbeat"];
 
 export class EventStream {
   /** onEvent(type, data, id) for every event; onHealth("connecting"|"live"|"stale") when that changes. */
@@ -18,6 +18,7 @@ export class EventStream {
     this.lastId = null;
     this.lastMessageAt = 0;
     this.heartbeatS = 2;
+    this.serverOffsetS = 0; // the server's clock − this browser's (from snapshots and heartbeats)
     this.counts = { snapshots: 0, events: 0, gaps: 0, opens: 0, errors: 0 };
     this.health = null;
     this.source = null;
@@ -50,6 +51,7 @@ export class EventStream {
   receive(type, e) {
     this.lastMessageAt = performance.now();
     const data = JSON.parse(e.data);
+    if (type === "heartbeat" || type === "snapshot") this.serverOffsetS = data.server_time_s - Date.now() / 1000;
     if (type === "heartbeat") {
       this.setHealth("live");
       return;
