@@ -33,6 +33,7 @@ and the batch is filled with space-filling designs — `suggest` never raises be
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,6 +58,11 @@ log = logging.getLogger(__name__)
 MIN_SUCCESSES = 2
 
 
+_thread_setting = threading.Lock()
+_single_thread_users = 0  # threads inside `one_torch_thread` now
+_threads_before = 1  # the setting to restore when the last of them leaves
+
+
 @contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Run torch on one thread, then restore the setting.
@@ -64,14 +70,22 @@ def one_torch_thread() -> Iterator[None]:
     The matrices here are small (a few hundred rows): one thread is as fast as two, is not slowed tenfold
     when other processes load the cores (spinning OpenMP workers), and makes the floating-point path —
     hence a restored agent's next suggestion — independent of the process's thread setting. The setting
-    is process-wide: torch work in other threads of the same process runs single-threaded meanwhile.
+    is process-wide: torch work in other threads of the same process runs single-threaded meanwhile, and
+    overlapping uses (two campaigns deciding at once) restore it only when the last one leaves.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    global _single_thread_users, _threads_before
+    with _thread_setting:
+        if _single_thread_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _single_thread_users += 1
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        with _thread_setting:
+            _single_thread_users -= 1
+            if _single_thread_users == 0:
+                torch.set_num_threads(_threads_before)
 
 
 class BayesianAgent(LedgerAgent):

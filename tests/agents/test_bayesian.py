@@ -182,3 +182,44 @@ def test_warm_up_leaves_global_rng_alone() -> None:
     torch.manual_seed(0)
     seconds = warm_up(RecipeSpace({"route": "sps"}), n_points=6)
     assert seconds > 0 and torch.equal(torch.rand(3), expected)
+
+
+def test_overlapping_single_thread_sections_restore_the_setting_once() -> None:
+    """Two campaigns deciding at once: torch stays on one thread until both leave, then gets its setting back."""
+    import threading
+
+    import torch
+
+    from agents.bayesian.agent import one_torch_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    a_in, a_out, b_in, b_may_leave = (threading.Event() for _ in range(4))
+    seen: dict[str, int] = {}
+
+    def first() -> None:
+        with one_torch_thread():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def second() -> None:
+        a_in.wait(5)
+        with one_torch_thread():
+            b_in.set()
+            a_out.wait(5)
+            seen["inside_after_first_left"] = torch.get_num_threads()
+            b_may_leave.wait(5)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    try:
+        for t in threads:
+            t.start()
+        a_out.wait(5)
+        b_may_leave.set()
+        for t in threads:
+            t.join(10)
+        assert seen["inside_after_first_left"] == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
