@@ -77,8 +77,8 @@ def one_torch_thread() -> Iterator[None]:
     with _thread_setting:
         if _single_thread_users == 0:
             _threads_before = torch.get_num_threads()
-            torch.set_num_threads(1)
         _single_thread_users += 1
+        torch.set_num_threads(1)  # in every entering thread: OpenMP keeps part of the setting per thread
     try:
         yield
     finally:
