@@ -91,10 +91,6 @@ class AnalysisAgents:
                 for name, c in self._children.items()
             }
 
-    def restarts(self) -> int:
-        with self._lock:
-            return sum(c.restarts for c in self._children.values())
-
     def _spawn(self, child: _Child) -> None:
         cmd = [sys.executable, "-m", "controller.service.analysis_process", child.name]
         cmd += ["--subscribe", self.subscribe, "--publish", self.publish, "--data-dir", str(self.data_dir)]
