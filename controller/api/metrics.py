@@ -64,6 +64,11 @@ class ServiceMetrics:
             ["agent", "exit_status"],
             registry=r,
         )
+        self.stream_missed = Counter(
+            "grainloop_stream_events_missed",
+            "events of source runs the API process's stream subscriber did not receive (PUB/SUB drops)",
+            registry=r,
+        )
         self.http = Histogram(
             "grainloop_http_request_duration_seconds",
             "API request latency",

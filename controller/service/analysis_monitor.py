@@ -14,13 +14,15 @@ its last row (or its stop). It is None when the source run was not seen (the mon
 measured latency is observed by `on_latency(agent, seconds)` (the `grainloop_analysis_seconds` histogram).
 
 PUB/SUB can drop documents under load; a record whose stop never arrives is not kept, and the run
-store holds the analysis run regardless.
+store holds the analysis run regardless. **Drops are counted**: for every source run seen from its start,
+the events received per stream are compared with its stop's `num_events`, and the shortfall is reported
+to `on_missed(run_uid, n_events)` (the `grainloop_stream_events_missed` counter).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -42,8 +44,12 @@ class AnalysisMonitor:
         on_latency: Callable[[str, float], None] | None = None,
         on_finished: Callable[[dict[str, Any]], None] | None = None,
         max_kept: int = 200,
+        on_missed: Callable[[str, int], None] | None = None,
     ) -> None:
         self.address, self.on_latency, self.on_finished, self.max_kept = address, on_latency, on_finished, max_kept
+        self.on_missed = on_missed
+        self._received: OrderedDict[str, Counter[str]] = OrderedDict()  # source run → events per stream
+        self._descriptor_name: dict[str, str] = {}
         self._lock = threading.Lock()
         self._records: list[dict[str, Any]] = []
         self._seq = 0
@@ -94,6 +100,7 @@ class AnalysisMonitor:
             self._start(doc)
         elif name == "descriptor":
             self._descriptor_run[doc["uid"]] = doc["run_start"]
+            self._descriptor_name[doc["uid"]] = str(doc.get("name", "primary"))
             self._touch(doc["run_start"], doc.get("time"))
         elif name == "stop":
             self._stop(doc)
@@ -110,6 +117,9 @@ class AnalysisMonitor:
     def _start(self, doc: dict[str, Any]) -> None:
         if not (doc.get("parent_uid") and doc.get("agent")):
             self._touch(doc["uid"], doc.get("time"))
+            self._received[doc["uid"]] = Counter()
+            while len(self._received) > MAX_SOURCE_RUNS:
+                self._received.popitem(last=False)
             return
         record: dict[str, Any] = {key: doc.get(key) for key in RECORD_KEYS}
         record["images"] = dict(doc.get("images") or {})
@@ -131,14 +141,23 @@ class AnalysisMonitor:
             self._open[run_uid]["data"].update(doc.get("data", {}))
         else:
             self._touch(run_uid, doc.get("time"))
+            if run_uid in self._received:
+                self._received[run_uid][self._descriptor_name.get(doc["descriptor"], "primary")] += 1
 
     def _stop(self, doc: dict[str, Any]) -> None:
         run_uid = doc.get("run_start", "")
         for descriptor in [d for d, r in self._descriptor_run.items() if r == run_uid]:
             del self._descriptor_run[descriptor]
+            self._descriptor_name.pop(descriptor, None)
         record = self._open.pop(run_uid, None)
         if record is None:
             self._touch(run_uid, doc.get("time"))
+            received = self._received.pop(run_uid, None)
+            if received is not None:
+                expected = doc.get("num_events") or {}
+                missed = sum(max(int(n) - received[stream], 0) for stream, n in expected.items())
+                if missed and self.on_missed is not None:
+                    self.on_missed(run_uid, missed)
             return
         record["exit_status"] = doc.get("exit_status")
         record["reason"] = doc.get("reason") or ""

@@ -79,7 +79,11 @@ def build_service(settings: ServiceSettings) -> Service:
     ctx = ServiceContext(settings, engine, manager, ServiceCampaigns(Journal(url), manager), relays, store_uri)
     ctx.campaigns.on_decision = ctx.metrics.decision.observe
     stream_in, stream_out = (f"{settings.bind_host}:{port}" for port in (settings.zmq_in_port, settings.zmq_out_port))
-    ctx.analysis = AnalysisMonitor(stream_out, on_finished=ctx.metrics.analysis_finished)
+    ctx.analysis = AnalysisMonitor(
+        stream_out,
+        on_finished=ctx.metrics.analysis_finished,
+        on_missed=lambda run_uid, n: ctx.metrics.stream_missed.inc(n),
+    )
     if settings.agents:
         ctx.agents = AnalysisAgents(
             list(settings.agents),

@@ -73,3 +73,21 @@ def test_a_run_without_parent_is_a_source_not_an_analysis() -> None:
     for name, doc in [*docs, ("stop", bundle_stop)]:
         monitor(name, doc)
     assert monitor.events() == []
+
+
+def test_events_the_stream_dropped_are_counted_at_the_stop() -> None:
+    missed: list[tuple[str, int]] = []
+    monitor = AnalysisMonitor(on_missed=lambda run, n: missed.append((run, n)))
+    for dropped in (False, True):
+        docs, start = source_run(t0=0.0, n_events=3)
+        stop = {
+            "run_start": start["uid"],
+            "time": 9.0,
+            "exit_status": "success",
+            "uid": "s",
+            "num_events": {"primary": 3},
+        }
+        for i, (name, doc) in enumerate([*docs, ("stop", stop)]):
+            if not (dropped and i == 3):  # the second event
+                monitor(name, doc)
+    assert missed == [(start["uid"], 1)]
