@@ -13,6 +13,10 @@ Simulated frames (seeds from `HELD_OUT_SEED0` upwards, never seen in training; d
   the medians over frames are reported;
 - porosity: median absolute error (percentage points).
 
+Frames go to the segmenters as the agent gets them, counts without acquisition metadata: a model with
+dose channels takes the dose from the vacuum in the frame (pores), else its training dose (the STEM
+device's default), see `agents/segmentation/input_features.py`.
+
 NASA Super1 `test/` (read in place, never copied): IoU of γ′ (secondary ∪ tertiary) and of the matrix, for
 `nasa-superalloy` and a 1-channel Otsu baseline (its polarity, γ′ bright or dark, chosen on `train/`).
 

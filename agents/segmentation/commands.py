@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, help="where to write the model file")
     train.add_argument("--epochs", type=int, help="passes over the data (default: per data source)")
     train.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: per data source)")
-    train.add_argument("--sim-frames", type=int, help="simulator frames to train on (default 160)")
+    train.add_argument("--sim-frames", type=int, help="simulator frames to train on (default 368)")
     train.add_argument("--threads", type=int, default=2, help="torch threads (default 2: the lab's cores)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--json", action="store_true")

@@ -23,7 +23,7 @@ import torch
 
 from agents.segmentation.image_input import ImageError, load_image, read_array
 from agents.segmentation.input_features import PERCENTILE, STEM_FEATURES, input_features
-from agents.segmentation.sim_data import HELD_OUT_SEED0, simulated_survey
+from agents.segmentation.sim_data import HELD_OUT_SEED0, cached_survey
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".h5", ".hdf5")
 STEM_PORE_CLASS = 2
@@ -44,15 +44,19 @@ def simulated_samples(
     on_frame: Callable[[int], None] | None = None,
     normalisation: dict[str, Any] = STEM_FEATURES,
 ) -> list[Sample]:
-    """Simulator frames for `seeds` (all below `HELD_OUT_SEED0`) as network inputs; `on_frame(i)` after each."""
+    """Simulator frames for `seeds` (all below `HELD_OUT_SEED0`) as network inputs; `on_frame(i)` after each.
+
+    Frames come from the on-disk cache (`sim_data.cached_survey`) when simulated before; the dose channels
+    get the frame's true acquisition (the metadata a STEM device records).
+    """
     bad = [s for s in seeds if not 0 <= s < HELD_OUT_SEED0]
     if bad:
         raise ValueError(f"training seeds must lie in [0, {HELD_OUT_SEED0}); got {bad[:3]}")
     samples = []
     for i, seed in enumerate(seeds):
-        survey = simulated_survey(int(seed), shape)
+        survey = cached_survey(int(seed), shape)
         # float16 halves the memory of a cached training set; crops are float32 again
-        image = input_features(survey.image, normalisation).astype(np.float16)
+        image = input_features(survey.image, normalisation, survey.acquisition).astype(np.float16)
         samples.append(Sample(image, survey.label.astype(np.uint8), f"sim-{seed}"))
         if on_frame is not None:
             on_frame(i)
@@ -185,12 +189,15 @@ class CropSampler:
         seed: int,
         augment: bool = True,
         intensity_channels: int | None = None,
+        dose_channels: tuple[int, ...] = (),
     ) -> None:
-        """`intensity_channels`: how many leading channels are percentile-scaled intensities (default all)."""
+        """`intensity_channels`: how many leading channels are percentile-scaled intensities (default all);
+        `dose_channels`: channels on an absolute (dose-normalised) scale, which get only a small common gain."""
         if not samples:
             raise ValueError("no training samples")
         self.samples = list(samples)
         self.intensity_channels = samples[0].image.shape[0] if intensity_channels is None else intensity_channels
+        self.dose_channels = list(dose_channels)
         self.crop_px = crop_px
         self.augment = augment
         self.rng = np.random.default_rng([seed, 0xC209])
@@ -225,10 +232,13 @@ class CropSampler:
         gain = rng.uniform(0.8, 1.25, n).astype(np.float32)
         offset = rng.uniform(-0.1, 0.1, n).astype(np.float32)
         image[:n] = np.clip(image[:n], 0.0, None) ** gamma[:, None, None] * gain[:, None, None] + offset[:, None, None]
-        if image.shape[0] > n:
-            extra = image.shape[0] - n
-            image[n:] *= rng.uniform(0.85, 1.15, (extra, 1, 1)).astype(np.float32)
-            image[n:] += rng.uniform(-0.1, 0.1, (extra, 1, 1)).astype(np.float32)
+        derived = [c for c in range(n, image.shape[0]) if c not in self.dose_channels]
+        if derived:
+            image[derived] *= rng.uniform(0.85, 1.15, (len(derived), 1, 1)).astype(np.float32)
+            image[derived] += rng.uniform(-0.1, 0.1, (len(derived), 1, 1)).astype(np.float32)
+        if self.dose_channels:
+            # the physical levels are what these channels are for: only the dose's own uncertainty (±3 %)
+            image[self.dose_channels] *= np.float32(rng.uniform(0.97, 1.03))
         noise_sigma = float(rng.uniform(0.0, 0.08))
         if noise_sigma > 0.01:
             image += rng.normal(0.0, noise_sigma, image.shape).astype(np.float32)

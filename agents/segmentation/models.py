@@ -2,8 +2,9 @@
 
 A model file is `torch.save` of a plain dict (loadable with `weights_only=True`, so never arbitrary
 pickled code): `format`, `name`, `architecture` (the `UNet` hyperparameters), `state_dict`, `classes`,
-`in_channels`, `channel_names`, `normalisation` (the `image_input.normalise` percentiles), `provenance`
-(how it was trained) and `metrics` (validation numbers at the kept checkpoint). Shipped models live in
+`in_channels`, `channel_names`, `normalisation` (the `input_features` record), optionally
+`boundary_threshold` (`calibration.py`), `provenance` (how it was trained) and `metrics` (validation
+numbers at the kept checkpoint). Shipped models live in
 `agents/segmentation/models/<name>.pt`, each with a model card `<name>.md`.
 """
 
@@ -16,8 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.segmentation.calibration import classes_with_threshold
 from agents.segmentation.image_input import ImageError, validate_image
 from agents.segmentation.input_features import PERCENTILE, feature_channels, image_channels_for, input_features
+from agents.segmentation.metrics import BOUNDARY_CLASS
 from agents.segmentation.segmenter import NASA_CLASSES, STEM_CLASSES, Segmenter
 from agents.segmentation.unet import UNet, fused_for_inference, predict_logits
 
@@ -57,25 +60,34 @@ class UNetSegmenter:
                 f"do not give the network's {model.in_channels} input channels"
             )
         self.channel_names = tuple(record.get("channel_names") or ())
+        threshold = record.get("boundary_threshold")
+        has_boundary = len(classes) > BOUNDARY_CLASS and classes[BOUNDARY_CLASS] == "grain_boundary"
+        self.boundary_threshold = float(threshold) if threshold is not None and has_boundary else None
         self.record = record
         self.network = fused_for_inference(model)
 
-    def _checked(self, image: np.ndarray) -> np.ndarray:
+    def _checked(self, image: np.ndarray, acquisition: dict[str, Any] | None) -> np.ndarray:
         image = validate_image(image)
         if image.shape[0] != self.in_channels:
             what = f" ({', '.join(self.channel_names)})" if self.channel_names else ""
             raise ImageError(f"{self.name} needs {self.in_channels} channel(s){what}, got {image.shape[0]}")
-        return input_features(image, self.normalisation)
+        return input_features(image, self.normalisation, acquisition)
 
-    def predict_proba(self, image: np.ndarray) -> np.ndarray:
-        """(n_classes, H, W) float32 class probabilities of a (C, H, W) image."""
-        logits = predict_logits(self.network, self._checked(image))
+    def predict_proba(self, image: np.ndarray, acquisition: dict[str, Any] | None = None) -> np.ndarray:
+        """(n_classes, H, W) float32 class probabilities of a (C, H, W) image (`acquisition`: see `predict`)."""
+        logits = predict_logits(self.network, self._checked(image, acquisition))
         return torch.softmax(logits, dim=0).numpy()
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
-        """(H, W) uint8 class ids of a (C, H, W) image of any size."""
-        logits = predict_logits(self.network, self._checked(image))
-        return logits.argmax(dim=0).to(torch.uint8).numpy()
+    def predict(self, image: np.ndarray, acquisition: dict[str, Any] | None = None) -> np.ndarray:
+        """(H, W) uint8 class ids of a (C, H, W) image of any size.
+
+        `acquisition`: optional metadata of the frame; a model with dose channels reads `electrons_per_px`
+        from it (else the vacuum reference in the frame, else its training dose — `input_features`).
+        A model with a calibrated `boundary_threshold` calls a pixel boundary where p(boundary) ≥ it
+        (`calibration.classes_with_threshold`); otherwise each pixel takes its most likely class.
+        """
+        logits = predict_logits(self.network, self._checked(image, acquisition))
+        return classes_with_threshold(logits, self.boundary_threshold).numpy()
 
 
 def model_record(

@@ -107,7 +107,12 @@ def test_classical_is_reachable_by_name() -> None:
 
 
 def test_log_ratio_feature_is_nearly_dose_invariant() -> None:
-    from agents.segmentation.input_features import STEM_FEATURES, feature_channels, input_features
+    from agents.segmentation.input_features import (
+        STEM_FEATURES,
+        dose_channel_indices,
+        feature_channels,
+        input_features,
+    )
 
     rng = np.random.default_rng(4)
     haadf = rng.poisson(300, (64, 64)).astype(np.float32)
@@ -115,5 +120,6 @@ def test_log_ratio_feature_is_nearly_dose_invariant() -> None:
     features = input_features(np.stack([haadf, bf]), STEM_FEATURES)
     doubled = input_features(np.stack([2 * haadf, 2 * bf]), STEM_FEATURES)
     assert features.shape == (feature_channels(STEM_FEATURES, 2), 64, 64)
-    np.testing.assert_allclose(doubled[2], features[2], atol=0.01)
-    np.testing.assert_allclose(np.median(features[2]), (np.log(301 / 901) + 1.0) / 0.5, atol=0.05)
+    log_ratio = 2 + len(dose_channel_indices(STEM_FEATURES, 2))  # after HAADF, BF and the dose channels
+    np.testing.assert_allclose(doubled[log_ratio], features[log_ratio], atol=0.01)
+    np.testing.assert_allclose(np.median(features[log_ratio]), (np.log(301 / 901) + 1.0) / 0.5, atol=0.05)
