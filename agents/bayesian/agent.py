@@ -37,10 +37,13 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
 import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.models.model import Model
 
 from agents.base import DEFAULT_CONSTRAINTS, LedgerAgent
 from agents.baselines import SobolStream
@@ -56,6 +59,17 @@ from agents.space_base import Space
 
 log = logging.getLogger(__name__)
 MIN_SUCCESSES = 2
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a surrogate is fitted on and an acquisition sees (`BayesianAgent._training_data`)."""
+
+    outputs: list[Output]
+    X: torch.Tensor
+    values: list[dict[str, float | None]]
+    targets: dict[str, torch.Tensor]
+    X_pending: torch.Tensor | None
 
 
 _thread_setting = threading.Lock()
@@ -233,16 +247,11 @@ class BayesianAgent(LedgerAgent):
                 modelled.add(c.name)
         return [*outputs, FEASIBILITY] if with_failures else outputs
 
-    def _bayesian(
-        self,
-        q: int,
-        successes: list[Trial],
-        failures: list[Trial],
-        chosen: list[dict[str, Any]],
-        info: dict[str, Any],
-    ) -> list[dict[str, Any]]:
-        seed = int(self._rng.integers(0, 2**31 - 1))
-        space, settings = self.space, self.settings
+    def _training_data(
+        self, successes: list[Trial], failures: list[Trial], chosen: list[dict[str, Any]]
+    ) -> TrainingData:
+        """The surrogate's outputs, inputs and targets, and the pending designs (in flight + `chosen`)."""
+        space = self.space
         outputs = self._outputs(bool(failures))
         X = torch.as_tensor(space.encode([t.params for t in successes]), dtype=torch.float64)
         values = [self.outcome_values(t) for t in successes]
@@ -253,35 +262,58 @@ class BayesianAgent(LedgerAgent):
             targets["feasibility"] = torch.cat([torch.ones(len(X)), torch.zeros(len(X_fail))]).double()
         pending_designs = [t.params for t in self.ledger.with_status("pending")] + chosen
         X_pending = torch.as_tensor(space.encode(pending_designs), dtype=torch.float64) if pending_designs else None
+        return TrainingData(outputs, X, values, targets, X_pending)
+
+    def _surrogate(self, data: TrainingData, store: HyperparameterStore) -> tuple[Model, dict[str, str]]:
+        """The fitted model of every output (warm from `store`, which the fit updates)."""
+        settings = self.settings
+        return build_surrogate(
+            self.space,
+            data.outputs,
+            data.X,
+            data.targets,
+            store,
+            (settings.fit_maxiter, settings.warm_fit_maxiter),
+            warp=self.input_warping,
+        )
+
+    def _acquisition(self, model: Model, data: TrainingData, seed: int) -> AcquisitionFunction:
+        """The campaign's acquisition on `model` (hypervolume reference from the feasible data if multi)."""
+        ref = None
+        if self.goals.multi:
+            values = data.values
+            ok = [i for i, v in enumerate(values) if feasible(self.goals, v)] or list(range(len(values)))
+            Y = torch.tensor([[o.sign * values[i][o.name] for o in self.goals.objectives] for i in ok])  # type: ignore[operator]
+            ref = reference_point(self.goals, Y.double(), self.ref_point)
+        return build_acquisition(
+            model,
+            self.goals,
+            data.outputs,
+            data.X,
+            data.X_pending,
+            mc_samples=self.settings.mc_samples,
+            seed=seed,
+            ref_point=ref,
+            ucb_beta=self.settings.ucb_beta,
+        )
+
+    def _bayesian(
+        self,
+        q: int,
+        successes: list[Trial],
+        failures: list[Trial],
+        chosen: list[dict[str, Any]],
+        info: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        seed = int(self._rng.integers(0, 2**31 - 1))
+        space, settings = self.space, self.settings
+        data = self._training_data(successes, failures, chosen)
         with torch.random.fork_rng(devices=[]), expected_warnings(), one_torch_thread():
             torch.manual_seed(seed)
             t0 = time.perf_counter()
-            model, info["fit"] = build_surrogate(
-                space,
-                outputs,
-                X,
-                targets,
-                self._hyper,
-                (settings.fit_maxiter, settings.warm_fit_maxiter),
-                warp=self.input_warping,
-            )
+            model, info["fit"] = self._surrogate(data, self._hyper)
             info["fit_seconds"] = time.perf_counter() - t0
-            ref = None
-            if self.goals.multi:
-                ok = [i for i, v in enumerate(values) if feasible(self.goals, v)] or list(range(len(values)))
-                Y = torch.tensor([[o.sign * values[i][o.name] for o in self.goals.objectives] for i in ok])
-                ref = reference_point(self.goals, Y.double(), self.ref_point)
-            acq = build_acquisition(
-                model,
-                self.goals,
-                outputs,
-                X,
-                X_pending,
-                mc_samples=settings.mc_samples,
-                seed=seed,
-                ref_point=ref,
-                ucb_beta=settings.ucb_beta,
-            )
+            acq = self._acquisition(model, data, seed)
             t0 = time.perf_counter()
             if self._pool is not None:
                 available = self._available_rows(chosen)

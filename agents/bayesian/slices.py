@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.bayesian.acquisition import build_acquisition, reference_point
 from agents.bayesian.agent import MIN_SUCCESSES, BayesianAgent, one_torch_thread
 from agents.bayesian.expected_warnings import expected_warnings
-from agents.bayesian.model import FEASIBILITY, HyperparameterStore, build_surrogate
+from agents.bayesian.model import HyperparameterStore
 from agents.ledger import Trial
 from agents.outcomes import best_indices, feasible, pareto_mask
 
@@ -71,17 +70,8 @@ def model_view(agent: BayesianAgent, points: int = SWEEP_POINTS, with_acquisitio
         raise ModelViewError(
             f"the model needs {MIN_SUCCESSES} successful observations; this campaign has {len(successes)}"
         )
-    space, settings, goals = agent.space, agent.settings, agent.goals
-    outputs = agent._outputs(bool(failures))
-    X = torch.as_tensor(space.encode([t.params for t in successes]), dtype=torch.float64)
-    values = [agent.outcome_values(t) for t in successes]
-    targets = {o.key: torch.tensor([o.sign * v[o.name] for v in values]) for o in outputs if o is not FEASIBILITY}
-    if failures:
-        X_fail = torch.as_tensor(space.encode([t.params for t in failures]), dtype=torch.float64)
-        targets["feasibility:X"] = torch.cat([X, X_fail])
-        targets["feasibility"] = torch.cat([torch.ones(len(X)), torch.zeros(len(X_fail))]).double()
-    pending = [t.params for t in agent.ledger.with_status("pending")]
-    X_pending = torch.as_tensor(space.encode(pending), dtype=torch.float64) if pending else None
+    space, goals = agent.space, agent.goals
+    data = agent._training_data(successes, failures, chosen=[])
 
     incumbent, incumbent_feasible = _incumbent(agent, successes)
     x0 = space.encode([incumbent.params])[0]
@@ -92,33 +82,8 @@ def model_view(agent: BayesianAgent, points: int = SWEEP_POINTS, with_acquisitio
     with torch.random.fork_rng(devices=[]), expected_warnings(), one_torch_thread():
         torch.manual_seed(agent.seed)
         store = HyperparameterStore(agent._hyper.to_state())  # a copy: the agent's next fit starts where it was
-        model, fit = build_surrogate(
-            space,
-            outputs,
-            X,
-            targets,
-            store,
-            (settings.fit_maxiter, settings.warm_fit_maxiter),
-            warp=agent.input_warping,
-        )
-        acq = None
-        if with_acquisition:
-            ref = None
-            if goals.multi:
-                ok = [i for i, v in enumerate(values) if feasible(goals, v)] or list(range(len(values)))
-                Y = torch.tensor([[o.sign * values[i][o.name] for o in goals.objectives] for i in ok])  # type: ignore[operator]
-                ref = reference_point(goals, Y.double(), agent.ref_point)
-            acq = build_acquisition(
-                model,
-                goals,
-                outputs,
-                X,
-                X_pending,
-                mc_samples=settings.mc_samples,
-                seed=agent.seed,
-                ref_point=ref,
-                ucb_beta=settings.ucb_beta,
-            )
+        model, fit = agent._surrogate(data, store)
+        acq = agent._acquisition(model, data, agent.seed) if with_acquisition else None
         gp = model.models[0]  # type: ignore[attr-defined]
         for column, name in _axes(agent):
             Xs = np.tile(x0, (points, 1))
@@ -165,7 +130,7 @@ def model_view(agent: BayesianAgent, points: int = SWEEP_POINTS, with_acquisitio
         "acquisition": _acquisition_name(agent) if with_acquisition else None,
         "successes": len(successes),
         "failures": len(failures),
-        "pending": len(pending),
+        "pending": 0 if data.X_pending is None else len(data.X_pending),
         "fit": fit,
         "points": points,
         "seconds": time.perf_counter() - t0,
