@@ -226,6 +226,12 @@ class StreamAnalysisAgent(ABC):
             self._assets.clear()
         return run
 
+    def _figures(self, report: Any | None) -> dict[str, str] | None:
+        """Figures drawn for the run about to be published (name → path), put in its start as `images`.
+
+        None (the default): the agent draws none and the start has no `images`."""
+        return None
+
     def _emit(
         self,
         parent_start: Mapping[str, Any],
@@ -236,6 +242,9 @@ class StreamAnalysisAgent(ABC):
     ) -> None:
         """Publish one analysis run (a failed one when `report` is None) and keep the report or reason."""
         data = report.event_data() if report is not None else None
+        images = self._figures(report)
+        if images is not None:
+            metadata = {**metadata, "images": images}
         publish_analysis_run(
             self.subscribers,
             parent_start,

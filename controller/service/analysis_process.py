@@ -23,7 +23,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +34,25 @@ IMAGE_ROOT = "analysis"
 
 
 class FigureDir:
-    """Where an agent process writes the figures of one analysis run."""
+    """Where an agent process writes the figures of its analysis runs."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
 
-    def new(self) -> tuple[Path, str]:
-        """A fresh directory (absolute) and its path relative to `data_dir`."""
+    def write(self, writers: Mapping[str, Callable[[Path], Any]]) -> dict[str, str]:
+        """Call each writer with `<fresh dir>/<name>.png`; name → path relative to `data_dir` of those that
+        succeeded (a failure is logged and leaves that figure out)."""
         relative = f"{IMAGE_ROOT}/{uuid.uuid4().hex}"
-        path = self.data_dir / relative
-        path.mkdir(parents=True, exist_ok=True)
-        return path, relative
+        directory = self.data_dir / relative
+        directory.mkdir(parents=True, exist_ok=True)
+        images: dict[str, str] = {}
+        for name, write in writers.items():
+            try:
+                write(directory / f"{name}.png")
+                images[name] = f"{relative}/{name}.png"
+            except Exception:
+                log.exception("figure %s could not be written", name)
+        return images
 
 
 def segmentation_agent(figures: FigureDir) -> Any:
@@ -60,32 +68,13 @@ def segmentation_agent(figures: FigureDir) -> Any:
             self._last = super().analyze_full(*args, **kwargs)
             return self._last
 
-        def _emit(
-            self,
-            parent_start: Mapping[str, Any],
-            metadata: Mapping[str, Any],
-            report: Any | None,
-            reason: str,
-            source_event: Mapping[str, Any] | None,
-        ) -> None:
-            analysis, self._last = self._last, None
-            images: dict[str, str] = {}
-            if report is not None and analysis is not None and analysis.report is report:
-                directory, relative = figures.new()
-                grains = analysis.grain_map.grains if analysis.grain_map is not None else None
-                try:
-                    write_overlay(
-                        directory / "overlay.png",
-                        analysis.image,
-                        analysis.class_map,
-                        tuple(self.segmenter.classes),
-                        report,
-                        grains,
-                    )
-                    images["overlay"] = f"{relative}/overlay.png"
-                except Exception:
-                    log.exception("segmentation overlay could not be written")
-            super()._emit(parent_start, {**metadata, "images": images}, report, reason, source_event)
+        def _figures(self, report: Any | None) -> dict[str, str]:
+            a, self._last = self._last, None
+            if report is None or a is None or a.report is not report:
+                return {}
+            grains = a.grain_map.grains if a.grain_map is not None else None
+            classes = tuple(self.segmenter.classes)
+            return figures.write({"overlay": lambda p: write_overlay(p, a.image, a.class_map, classes, report, grains)})
 
     return Agent(load_segmenter())
 
@@ -102,25 +91,16 @@ def orientation_agent(figures: FigureDir) -> Any:
             self._last = super()._finish(*args, **kwargs)
             return self._last
 
-        def _emit(
-            self,
-            parent_start: Mapping[str, Any],
-            metadata: Mapping[str, Any],
-            report: Any | None,
-            reason: str,
-            source_event: Mapping[str, Any] | None,
-        ) -> None:
-            analysis, self._last = self._last, None
-            images: dict[str, str] = {}
-            if report is not None and analysis is not None and analysis.report is report:
-                directory, relative = figures.new()
-                for name, write in (("ipf", write_ipf_map), ("misorientation", write_misorientation_histogram)):
-                    try:
-                        write(directory / f"{name}.png", analysis.grains, self.critical_deg)
-                        images[name] = f"{relative}/{name}.png"
-                    except Exception:
-                        log.exception("orientation figure %s could not be written", name)
-            super()._emit(parent_start, {**metadata, "images": images}, report, reason, source_event)
+        def _figures(self, report: Any | None) -> dict[str, str]:
+            a, self._last = self._last, None
+            if report is None or a is None or a.report is not report:
+                return {}
+            return figures.write(
+                {
+                    "ipf": lambda p: write_ipf_map(p, a.grains, self.critical_deg),
+                    "misorientation": lambda p: write_misorientation_histogram(p, a.grains, self.critical_deg),
+                }
+            )
 
     return Agent()
 
