@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,9 +19,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from bluesky_queueserver_api import BPlan
 
-from tests.e2e.test_service import GRAINLOOP, Service, create_key, service_env
+from tests.e2e.test_service import create_key, service_env, start_service
 from tests.manager.test_worker_and_watchdog import RECIPE, free_port, wait_for
 
 TILED_KEY = "tiledtestkey0123"
@@ -92,32 +90,6 @@ def tiled_server(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         log.close()
 
 
-def start_service(env: dict[str, str], data_dir: Path, keys: dict[str, str]) -> Service:
-    log = open(data_dir / "serve.log", "ab")  # noqa: SIM115 — handed to the child
-    proc = subprocess.Popen([GRAINLOOP, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    svc = Service(f"http://127.0.0.1:{env['GRAINLOOP_API_PORT']}", keys, data_dir, proc)
-    with svc.client("observer") as c:
-
-        def up() -> bool:
-            try:
-                return c.get("/api/status").json().get("worker_environment_exists") is True
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, 120, "the service on PostgreSQL and its worker")
-    return svc
-
-
-def stop_service(svc: Service) -> None:
-    svc.proc.send_signal(signal.SIGTERM)
-    try:
-        svc.proc.wait(60)
-    except subprocess.TimeoutExpired:
-        svc.proc.kill()
-        svc.proc.wait(10)
-
-
 def test_state_in_postgresql_and_runs_in_a_remote_tiled(postgres: str, tiled_server: tuple[str, Path]) -> None:
     from tiled.client import from_uri
     from tiled.queries import Key
@@ -134,14 +106,7 @@ def test_state_in_postgresql_and_runs_in_a_remote_tiled(postgres: str, tiled_ser
     keys = {role: create_key(env, role, f"pg-{role}") for role in ("observer", "operator")}
     svc = start_service(env, data_dir, keys)
     try:
-        rm = svc.rm("operator")
-        try:
-            kwargs = {"recipe": RECIPE, "campaign_id": "pg", "sample_id": "PG-1", "step": 0, "characterize": "image"}
-            rm.item_add(BPlan("make_sample", **kwargs))
-            rm.queue_start()
-            rm.wait_for_idle(timeout=240)
-        finally:
-            rm.close()
+        svc.make_sample(240, recipe=RECIPE, campaign_id="pg", sample_id="PG-1", step=0, characterize="image")
         with svc.client("observer") as obs:
             body = obs.get("/api/runs", params={"campaign_id": "pg"}).json()
             assert body["tiled_uri"] == tiled_uri
@@ -153,7 +118,7 @@ def test_state_in_postgresql_and_runs_in_a_remote_tiled(postgres: str, tiled_ser
 
             wait_for(analysed, 120, "the segmentation of the survey")
     finally:
-        stop_service(svc)
+        svc.stop(60)
     assert not (data_dir / "state.sqlite").exists()  # the state went to PostgreSQL
     assert not (data_dir / "tiled").exists()  # no embedded store was started
     store = from_uri(tiled_uri, api_key=TILED_KEY)
@@ -173,4 +138,4 @@ def test_state_in_postgresql_and_runs_in_a_remote_tiled(postgres: str, tiled_ser
             assert [h["result"]["exit_status"] for h in history] == ["completed"]
             assert history[0]["kwargs"]["sample_id"] == "PG-1"
     finally:
-        stop_service(svc)
+        svc.stop(60)

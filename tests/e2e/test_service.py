@@ -41,6 +41,27 @@ class Service:
         rm.set_authorization_key(api_key=self.keys[role])
         return rm
 
+    def make_sample(self, timeout_s: float, **kwargs: Any) -> None:
+        """Queue one `make_sample` as the operator, run the queue, and wait for it to complete."""
+        rm = self.rm("operator")
+        try:
+            rm.wait_for_idle(timeout=60)
+            rm.item_add(BPlan("make_sample", **kwargs))
+            rm.queue_start()
+            rm.wait_for_idle(timeout=timeout_s)
+            assert rm.history_get()["items"][-1]["result"]["exit_status"] == "completed"
+        finally:
+            rm.close()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM, then kill what has not exited within `timeout_s`."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
 
 def service_env(data_dir: Path) -> dict[str, str]:
     """The environment of a `grainloop serve` on free loopback ports with a quick heartbeat."""
@@ -75,8 +96,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     for role in ("observer", "operator", "admin", "agent"):
         keys[role] = create_key(env, role, f"test-{role}")
         assert keys[role].startswith("gl_") and "\n" not in keys[role]  # the key alone on stdout
-    log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 — closed in teardown
-    proc = subprocess.Popen([GRAINLOOP, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    svc = start_service(env, data_dir, keys)
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+def start_service(env: dict[str, str], data_dir: Path, keys: dict[str, str]) -> Service:
+    """`grainloop serve` with `env`; returns once its worker answers (and stops it again if it never does)."""
+    with open(data_dir / "serve.log", "ab") as log:
+        proc = subprocess.Popen([GRAINLOOP, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     svc = Service(f"http://127.0.0.1:{env['GRAINLOOP_API_PORT']}", keys, data_dir, proc)
     try:
         with svc.client("observer") as c:
@@ -88,15 +118,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
                     return False
 
             wait_for(up, 120, "the service and its worker")
-        yield svc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+    except BaseException:
+        svc.stop()
+        raise
+    return svc
 
 
 def wait_status(svc: Service, condition: Callable[[dict[str, Any]], bool], timeout_s: float, what: str) -> None:
@@ -199,16 +224,7 @@ def test_runs_land_in_the_tiled_store(service: Service) -> None:
     from tiled.client import from_uri
     from tiled.queries import Key
 
-    kwargs = {"recipe": RECIPE, "campaign_id": "store-test", "sample_id": "ST-1", "step": 0, "characterize": "image"}
-    rm = service.rm("operator")
-    try:
-        rm.wait_for_idle(timeout=60)
-        rm.item_add(BPlan("make_sample", **kwargs))
-        rm.queue_start()
-        rm.wait_for_idle(timeout=180)
-        assert rm.history_get()["items"][-1]["result"]["exit_status"] == "completed"
-    finally:
-        rm.close()
+    service.make_sample(180, recipe=RECIPE, campaign_id="store-test", sample_id="ST-1", step=0, characterize="image")
     with service.client("observer") as obs:
         body = obs.get("/api/runs", params={"campaign_id": "store-test"}).json()
     uids = [r["uid"] for r in body["runs"]]
@@ -360,16 +376,7 @@ def test_analysis_agents_publish_runs_figures_and_latency(service: Service) -> N
     from tiled.client import from_uri
     from tiled.queries import Key
 
-    kwargs = {"recipe": RECIPE, "campaign_id": "analysis-test", "sample_id": "AN-1", "step": 0, "characterize": "full"}
-    rm = service.rm("operator")
-    try:
-        rm.wait_for_idle(timeout=60)
-        rm.item_add(BPlan("make_sample", **kwargs))
-        rm.queue_start()
-        rm.wait_for_idle(timeout=240)
-        assert rm.history_get()["items"][-1]["result"]["exit_status"] == "completed"
-    finally:
-        rm.close()
+    service.make_sample(240, recipe=RECIPE, campaign_id="analysis-test", sample_id="AN-1", step=0, characterize="full")
     with service.client("observer") as obs:
         uids = {r["uid"] for r in obs.get("/api/runs", params={"campaign_id": "analysis-test"}).json()["runs"]}
 
