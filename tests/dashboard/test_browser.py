@@ -135,6 +135,17 @@ def api_status(service: Service) -> dict[str, Any]:  # noqa: F811
         return c.get("/api/status").json()
 
 
+def start_suggest_campaign(service: Service, budget: int, seed: int | None = None) -> str:  # noqa: F811
+    """Create and start a Sobol campaign in `suggest` mode (its proposals wait for approval); its id."""
+    body: dict[str, Any] = {"agent": "sobol", "budget_experiments": budget, "characterize": "none", "mode": "suggest"}
+    if seed is not None:
+        body["seed"] = seed
+    with service.client("operator") as op:
+        cid = op.post("/api/campaigns", json=body).json()["campaign_id"]
+        assert op.post(f"/api/campaigns/{cid}/start").status_code == 200
+    return cid
+
+
 def wait_idle(service: Service, timeout_s: float = 60) -> None:  # noqa: F811
     wait_for(lambda: api_status(service)["manager_state"] == "idle", timeout_s, "an idle manager")
 
@@ -172,10 +183,7 @@ def test_login_and_status_banner(service: Service, browser: Any, operator_page: 
 def test_follow_a_campaign_and_decide_its_proposals(service: Service, operator_page: Dash) -> None:  # noqa: F811
     """A `suggest` campaign: approve, reject, approve from the page; the plots follow from the stream."""
     dash, page = operator_page, operator_page.page
-    with service.client("operator") as op:
-        body = {"agent": "sobol", "budget_experiments": 2, "characterize": "none", "mode": "suggest", "seed": 3}
-        cid = op.post("/api/campaigns", json=body).json()["campaign_id"]
-        assert op.post(f"/api/campaigns/{cid}/start").status_code == 200
+    cid = start_suggest_campaign(service, budget=2, seed=3)
     dash.wait(f"#campaign-select option[value='{cid}']", state="attached")
     page.select_option("#campaign-select", cid)
     for step, decision in ((0, "approve"), (1, "reject"), (2, "approve")):
@@ -204,10 +212,7 @@ def test_follow_a_campaign_and_decide_its_proposals(service: Service, operator_p
 def test_approve_an_edited_proposal(service: Service, operator_page: Dash) -> None:  # noqa: F811
     """Edit a proposal on the page: an unsafe edit is refused (409) and leaves it pending; a safe one runs."""
     dash, page = operator_page, operator_page.page
-    with service.client("operator") as op:
-        body = {"agent": "sobol", "budget_experiments": 1, "characterize": "none", "mode": "suggest", "seed": 4}
-        cid = op.post("/api/campaigns", json=body).json()["campaign_id"]
-        assert op.post(f"/api/campaigns/{cid}/start").status_code == 200
+    cid = start_suggest_campaign(service, budget=1, seed=4)
     approval_id = f"{cid}:0"
     card = f".approval[data-approval='{approval_id}']"
     dash.wait(f"{card} button[data-decision=edit]", 60_000).click()
@@ -312,10 +317,8 @@ def test_suspended_banner_after_an_injected_interlock_trip(service: Service, ope
 
 @pytest.mark.timeout(120)
 def test_observer_sees_no_working_controls(service: Service, browser: Any, artifacts: Path) -> None:  # noqa: F811
-    with service.client("operator") as op, service.client("agent") as agent:
-        body = {"agent": "sobol", "budget_experiments": 1, "characterize": "none", "mode": "suggest"}
-        cid = op.post("/api/campaigns", json=body).json()["campaign_id"]
-        op.post(f"/api/campaigns/{cid}/start")
+    cid = start_suggest_campaign(service, budget=1)
+    with service.client("agent") as agent:
         r = agent.post(f"/api/campaigns/{cid}/proposals", json={"recipe": RECIPE, "reasoning": {"mean_t": 0.9}})
         assert r.status_code == 202
     dash = Dash(browser, service.url, service.keys["observer"], artifacts, "observer")
