@@ -273,9 +273,11 @@ class RecipeSpace(Space):
         names = [n for n, used in MODEL_FEATURES.items() if set(used) & set(self.axes)]
         if not self.physics_features or not names:
             return None
+        fields = [f for name in names for f in MODEL_FEATURES[name]]
+        table = self._fields_torch(fields, X)
         columns = []
         for name in names:
-            values = {f: self._field_torch(f, X) for f in MODEL_FEATURES[name]}
+            values = {f: table[..., fields.index(f)] for f in MODEL_FEATURES[name]}
             lo, hi = (_physics_feature(name, self._corner(MODEL_FEATURES[name], end)) for end in (0, 1))
             columns.append((_physics_feature(name, values) - lo) / (hi - lo))
         return torch.stack(columns, dim=-1)
@@ -289,23 +291,45 @@ class RecipeSpace(Space):
         }
 
     def _field_torch(self, name: str, X: torch.Tensor) -> torch.Tensor:
+        return self._fields_torch((name,), X)[..., 0]
+
+    def _fields_torch(self, names: Sequence[str], X: torch.Tensor) -> torch.Tensor:
+        """Natural values (..., k) of the fields `names` of encoded recipes, differentiable in X.
+
+        A fixed field is its value, a field that is no axis of the space its route's lower bound; an axis
+        maps u ∈ [0, 1] (clamped) linearly or, for a log axis, geometrically between its route's bounds.
+        """
         import torch
 
-        if name in self.fixed:
-            return torch.full(X.shape[:-1], float(self.fixed[name]), dtype=X.dtype)
-        lo = torch.tensor([self._route_bounds[name][r][0] for r in self.routes], dtype=X.dtype)
-        hi = torch.tensor([self._route_bounds[name][r][1] for r in self.routes], dtype=X.dtype)
+        key = (tuple(names), X.dtype)
+        cache: dict[Any, Any] = self.__dict__.setdefault("_fields_cache", {})
+        if key not in cache:
+            rows_lo, rows_hi = [], []
+            for r in self.routes:
+                lo_r, hi_r = [], []
+                for f in names:
+                    lo, hi = (float(self.fixed[f]),) * 2 if f in self.fixed else self._route_bounds[f][r]
+                    hi = hi if f in self.axes else lo
+                    lo_r.append(lo)
+                    hi_r.append(hi)
+                rows_lo.append(lo_r)
+                rows_hi.append(hi_r)
+            lo_t = torch.tensor(rows_lo, dtype=X.dtype)
+            hi_t = torch.tensor(rows_hi, dtype=X.dtype)
+            geometric = torch.tensor([f in LOG_AXES for f in names])
+            columns = [self.axes.index(f) if f in self.axes else 0 for f in names]
+            cache[key] = (lo_t, hi_t, geometric, columns)
+        lo_t, hi_t, geometric, columns = cache[key]
         if self.cat_columns:
             onehot = X[..., list(self.cat_columns)]
-            lo, hi = onehot @ lo, onehot @ hi
+            lo, hi = onehot @ lo_t, onehot @ hi_t
         else:
-            lo, hi = lo[0].expand(X.shape[:-1]), hi[0].expand(X.shape[:-1])
-        if name not in self.axes:
-            return lo
-        u = X[..., self.axes.index(name)].clamp(0.0, 1.0)
-        if name in LOG_AXES:
-            return torch.exp(torch.log(lo) + u * (torch.log(hi) - torch.log(lo)))
-        return lo + u * (hi - lo)
+            lo, hi = (t[0].expand(*X.shape[:-1], len(names)) for t in (lo_t, hi_t))
+        u = X[..., columns].clamp(0.0, 1.0)
+        if not bool(geometric.any()):
+            return lo + u * (hi - lo)
+        llo, lhi = torch.where(geometric, lo, 1.0).log(), torch.where(geometric, hi, 1.0).log()  # 1: harmless
+        return torch.where(geometric, torch.exp(llo + u * (lhi - llo)), lo + u * (hi - lo))
 
 
 def _physics_feature(name: str, v: Mapping[str, Any]) -> Any:

@@ -30,6 +30,7 @@ from botorch.sampling.get_sampler import get_sampler
 from botorch.utils.multi_objective.hypervolume import infer_reference_point
 
 from agents.bayesian.model import FEASIBILITY, Output
+from agents.bayesian.predictive import cached_predictive
 from agents.outcomes import Goals, pareto_mask
 
 SUCCESS_THRESHOLD = 0.5
@@ -88,7 +89,9 @@ def build_acquisition(
     """qLogNEI on output 0, or qLogNEHVI on outputs 0..m−1, with every constraint of `goals`.
 
     With `ucb_beta` and nothing to constrain (no outcome constraint, no failure modelled): qUCB on output 0.
+    The acquisition predicts through `cached_predictive(model)` (the same posterior, computed faster).
     """
+    model = cached_predictive(model)
     constraints = constraint_callables(goals, outputs) or None
     sampler = make_sampler(model, X_baseline.shape[-1], mc_samples, seed)
     pending = X_pending if X_pending is not None and len(X_pending) else None

@@ -40,6 +40,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior
 
 from agents.bayesian.expected_warnings import expected_warnings
+from agents.bayesian.likelihood import CholeskyExactMLL, supported
 from agents.space_base import Space
 
 log = logging.getLogger(__name__)
@@ -105,15 +106,26 @@ Features = Callable[[torch.Tensor], "torch.Tensor | None"]
 
 
 class AppendModelFeatures(InputTransform):
-    """Appends `features(X)` (..., k) to the inputs, on training and on every prediction."""
+    """Appends `features(X)` (..., k) to the inputs, on training and on every prediction.
+
+    The features of the last input that needs no gradient are kept while that tensor is unchanged: a fit
+    transforms the same training inputs at every likelihood evaluation.
+    """
 
     def __init__(self, features: Features) -> None:
         super().__init__()
         self.features = features
         self.transform_on_train = self.transform_on_eval = self.transform_on_fantasize = True
+        self._last: tuple[torch.Tensor, int, torch.Tensor | None] | None = None
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:
-        extra = self.features(X)
+        last = self._last
+        if last is not None and last[0] is X and last[1] == X._version and not X.requires_grad:
+            extra = last[2]
+        else:
+            extra = self.features(X)
+            if not X.requires_grad:
+                self._last = (X, X._version, extra)
         return X if extra is None else torch.cat([X, extra.to(X)], dim=-1)
 
 
@@ -179,7 +191,7 @@ def fit_gp(
     with expected_warnings():
         gp = make_gp(X, y, mls, features, warp)
     warm = store.load_into(key, gp)
-    mll = ExactMarginalLogLikelihood(gp.likelihood, gp)
+    mll = CholeskyExactMLL(gp.likelihood, gp) if supported(gp) else ExactMarginalLogLikelihood(gp.likelihood, gp)
     try:
         with expected_warnings():
             # an L-BFGS-B warning (line search ended, iteration cap) is a result, not a reason to restart

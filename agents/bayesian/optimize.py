@@ -6,7 +6,8 @@ each route plus Boltzmann-weighted others (`initialize_q_batch`), holding each s
 fixed (`fixed_features` with a value per start) and inactive coordinates at 0 (`space.project`); the best
 result joins `X_pending` for the next step. This is `optimize_acqf_mixed`'s search, but the routes share
 one L-BFGS-B batch instead of one optimisation per route and step, so its cost does not grow with the
-number of routes. The budgets given are per greedy step (`AcquisitionSettings.per_step`).
+number of routes. The budgets given are per greedy step (`AcquisitionSettings.per_step`), and a line
+search gives up after `LINE_SEARCH_STEPS` evaluations.
 
 Pools: score every remaining row, take the best, add it to `X_pending`, repeat (as
 `optimize_acqf_discrete`, returning row indices).
@@ -21,6 +22,13 @@ from botorch.optim.initializers import initialize_q_batch
 
 from agents.bayesian.expected_warnings import expected_warnings
 from agents.space_base import Space
+
+LINE_SEARCH_STEPS = 8
+"""Evaluations one L-BFGS-B line search may spend (scipy's default is 20). Where the acquisition has a
+kink (an input clamped at its bound, a route's inactive axis) a line search can fail repeatedly, and one
+start then took 97–165 evaluations against 16–32 for the others. Measured at 200 observations, q = 4,
+8 seeds: the same batches (mean joint log-acquisition −2.325 against −2.323 with 20) in 0.65 of the
+time; 4 steps lost quality (−2.60)."""
 
 
 def _starts(raw: torch.Tensor, values: torch.Tensor, n: int, cat_columns: tuple[int, ...]) -> torch.Tensor:
@@ -71,7 +79,7 @@ def optimize_sequential(
                     projected,  # type: ignore[arg-type]
                     lower_bounds=0.0,
                     upper_bounds=1.0,
-                    options={"maxiter": maxiter},
+                    options={"maxiter": maxiter, "maxls": LINE_SEARCH_STEPS},
                     fixed_features=fixed,
                 )
             best = space.project(cand[int(cand_values.argmax())]).detach()
