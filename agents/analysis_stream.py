@@ -10,6 +10,13 @@ each result as a run of its own (`publish_analysis_run`):
 - stop: exit_status "success", or "fail" with the reason when the input could not be read or analysed.
 
 A subscriber that raises is logged and skipped: one bad consumer never silences the others.
+
+Documents the stream dropped can be put back by a gap filler (`controller.stream.gaps.GapFiller`), which
+reads them from the run store. It asks `analyses(descriptor_uid)` which streams the agent needs, hands
+over the arrays of a reconstructed event with `use_stored_arrays` (datum ids that resolve to arrays
+already in memory, read through the store), and says with `note_unfilled` when it could not: then the
+source run gets a failed analysis run naming the gap, unless the agent published a failure for that run
+itself while handling its stop.
 """
 
 from __future__ import annotations
@@ -50,6 +57,16 @@ class AssetRef:
     datum_kwargs: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class StoredArray:
+    """A datum's array already in memory (read back from the run store), with the kwargs its datum gets
+    and the file it was read from, when the store names one (`path`, else empty)."""
+
+    array: np.ndarray
+    datum_kwargs: Mapping[str, Any]
+    path: Path = Path()
+
+
 class AssetRegistry:
     """The resource and datum documents seen so far, and the arrays they point to."""
 
@@ -58,6 +75,8 @@ class AssetRegistry:
         """How long `read` waits for a file another process holds locked (HDF5 locks it while writing)."""
         self.resources: dict[str, dict[str, Any]] = {}
         self.datums: dict[str, dict[str, Any]] = {}
+        self.stored: dict[str, StoredArray] = {}
+        """Datum ids whose arrays are in memory (`use_stored`), looked up before the documents."""
 
     def add_resource(self, doc: dict[str, Any]) -> None:
         self.resources[doc["uid"]] = doc
@@ -65,14 +84,21 @@ class AssetRegistry:
     def add_datum(self, doc: dict[str, Any]) -> None:
         self.datums[doc["datum_id"]] = doc
 
+    def use_stored(self, arrays: Mapping[str, StoredArray]) -> None:
+        """Make `arrays` (datum id → array) the in-memory datums, replacing those given before."""
+        self.stored = dict(arrays)
+
     def clear(self) -> None:
         self.resources.clear()
         self.datums.clear()
+        self.stored.clear()
 
     def locate(self, datum_id: Any) -> AssetRef:
         """The file, dataset and kwargs behind `datum_id`; `AssetError` if they are unknown or not HDF5."""
         if not isinstance(datum_id, str):
             raise AssetError(f"expected a datum id, got {type(datum_id).__name__}")
+        if (stored := self.stored.get(datum_id)) is not None:
+            return AssetRef(stored.path, "", stored.datum_kwargs)
         datum = self.datums.get(datum_id)
         resource = self.resources.get(datum["resource"]) if datum else None
         if datum is None or resource is None:
@@ -85,7 +111,9 @@ class AssetRegistry:
 
     def read(self, datum_id: Any) -> np.ndarray:
         """The array of a datum: the dataset, or one slice along axis 0 when the datum names a `frame`,
-        `point_number` or scan `row`."""
+        `point_number` or scan `row`; an in-memory datum's array as it is."""
+        if isinstance(datum_id, str) and (stored := self.stored.get(datum_id)) is not None:
+            return stored.array
         ref = self.locate(datum_id)
         deadline = time.monotonic() + self.lock_wait_s
         pause_s = 0.02
@@ -184,6 +212,11 @@ class StreamAnalysisAgent(ABC):
         self._runs: dict[str, Any] = {}
         self._descriptor_run: dict[str, str] = {}
         self._assets = AssetRegistry()
+        self._unfilled: dict[str, tuple[Mapping[str, Any], str]] = {}  # run uid → (its start, the gap's reason)
+        self._gaps: dict[str, dict[str, Any]] = {}  # source run uid → `stream_gap` of its analysis runs
+        self._failed_runs_published = 0
+        self._metadata: Mapping[str, Any] = {"plan_name": f"{self.agent_name}_analysis"}
+        """Metadata of the last run published, reused for a gap's failed run."""
 
     def subscribe(self, callback: Callback) -> None:
         """Send the agent's own runs to `callback(name, doc)`."""
@@ -194,10 +227,44 @@ class StreamAnalysisAgent(ABC):
             if name == "event_page":
                 for event in unpack_event_page(doc):
                     self._event(event)
-            elif name in ("start", "descriptor", "resource", "datum", "event", "stop"):
+            elif name == "stop":
+                self._stop_and_report_gap(doc)
+            elif name in ("start", "descriptor", "resource", "datum", "event"):
                 getattr(self, f"_{name}")(doc)
         except Exception:  # a callback must never take down the RunEngine or the dispatcher
             log.exception("%s agent: could not handle a %s document", self.agent_name, name)
+
+    # -- what a gap filler (controller.stream.gaps) uses -----------------------------------------------
+
+    def analyses(self, descriptor_uid: str) -> bool:
+        """Whether this agent analyses the events of that descriptor (one it was given, of a run in progress)."""
+        return descriptor_uid in self._descriptor_run
+
+    def use_stored_arrays(self, arrays: Mapping[str, StoredArray]) -> None:
+        """Datum ids the next events name whose arrays are already in memory (replaces those given before)."""
+        self._assets.use_stored(arrays)
+
+    def note_unfilled(self, start: Mapping[str, Any], reason: str) -> None:
+        """Documents of run `start` that this agent needs are lost: at its stop, publish a failed analysis
+        run with `reason`, unless the agent itself publishes a failure for the run then."""
+        self._unfilled[str(start["uid"])] = (dict(start), reason)
+
+    def note_gap(self, run_uid: str, outcome: str, events_filled: int) -> None:
+        """The stream dropped documents of source run `run_uid` that this agent needs, and the store filled
+        them (`outcome` "filled") or not ("failed"): its analysis runs say so in their start (`stream_gap`)."""
+        self._gaps[run_uid] = {"outcome": outcome, "events_filled": int(events_filled)}
+
+    def _stop_and_report_gap(self, doc: dict[str, Any]) -> None:
+        gap = self._unfilled.pop(doc.get("run_start", ""), None)
+        failed_before = self._failed_runs_published
+        try:
+            self._stop(doc)
+        finally:
+            if gap is not None and self._failed_runs_published == failed_before:
+                start, reason = gap
+                metadata = {k: v for k, v in self._metadata.items() if k != "images"}
+                self._emit(start, metadata, None, reason, None)
+            self._gaps.pop(doc.get("run_start", ""), None)
 
     @abstractmethod
     def _start(self, doc: dict[str, Any]) -> None: ...
@@ -242,9 +309,15 @@ class StreamAnalysisAgent(ABC):
     ) -> None:
         """Publish one analysis run (a failed one when `report` is None) and keep the report or reason."""
         data = report.event_data() if report is not None else None
+        self._metadata = dict(metadata)
+        if report is None:
+            self._failed_runs_published += 1
         images = self._figures(report)
         if images is not None:
             metadata = {**metadata, "images": images}
+        gap = self._gaps.get(str(parent_start.get("uid", "")))
+        if gap is not None:
+            metadata = {**metadata, "stream_gap": gap}
         publish_analysis_run(
             self.subscribers,
             parent_start,

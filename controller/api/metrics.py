@@ -15,10 +15,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from controller.stream.gaps import OUTCOMES
+
 MANAGER_STATES = ("idle", "executing_queue", "paused", "creating_environment")
 RE_STATES = ("idle", "running", "pausing", "paused", "halting", "stopping", "aborting", "suspending", "panicked")
 EXIT_STATUSES = ("completed", "failed", "stopped", "aborted", "halted")
 ANALYSES = ("segmentation", "orientation")
+GAP_OUTCOMES = OUTCOMES
 INSTRUMENT_READINGS = {
     # (device, reading key) → (metric, help, scale)
     ("furnace", "furnace_temperature_c"): ("grainloop_furnace_temperature_celsius", "furnace readback", 1.0),
@@ -69,6 +72,13 @@ class ServiceMetrics:
             "events of source runs the API process's stream subscriber did not receive (PUB/SUB drops)",
             registry=r,
         )
+        self.stream_gaps = Counter(
+            "grainloop_stream_gaps_filled",
+            "source runs whose dropped documents an analysis agent needed, by whether the run store filled them",
+            ["agent", "outcome"],
+            registry=r,
+        )
+        self._gap_runs: dict[tuple[str, str], None] = {}  # (agent, source run) counted, oldest first
         self.http = Histogram(
             "grainloop_http_request_duration_seconds",
             "API request latency",
@@ -82,6 +92,8 @@ class ServiceMetrics:
             self.analysis.labels(agent)
             for status in ("success", "fail"):
                 self.analysis_runs.labels(agent, status)
+            for outcome in GAP_OUTCOMES:
+                self.stream_gaps.labels(agent, outcome)
         r.register(_StateCollector(state))
 
     def analysis_finished(self, record: dict[str, Any]) -> None:
@@ -90,6 +102,13 @@ class ServiceMetrics:
         self.analysis_runs.labels(agent, "success" if record.get("exit_status") == "success" else "fail").inc()
         if record.get("latency_s") is not None:
             self.analysis.labels(agent).observe(max(float(record["latency_s"]), 0.0))
+        gap = record.get("stream_gap") or {}
+        source = (agent, str(record.get("parent_uid")))
+        if gap.get("outcome") in GAP_OUTCOMES and source not in self._gap_runs:  # once per source run and agent
+            self._gap_runs[source] = None
+            if len(self._gap_runs) > 1000:
+                del self._gap_runs[next(iter(self._gap_runs))]
+            self.stream_gaps.labels(agent, gap["outcome"]).inc()
 
     def item_finished(self, result: dict[str, Any]) -> None:
         status = result.get("exit_status", "failed")

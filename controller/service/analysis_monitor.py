@@ -123,6 +123,7 @@ class AnalysisMonitor:
             return
         record: dict[str, Any] = {key: doc.get(key) for key in RECORD_KEYS}
         record["images"] = dict(doc.get("images") or {})
+        record["stream_gap"] = dict(doc.get("stream_gap") or {})
         record["time"] = doc.get("time")
         record["data"] = {}
         with self._lock:

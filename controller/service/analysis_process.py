@@ -1,7 +1,8 @@
 """An analysis agent as a service process: documents in from the 0MQ proxy, analysis runs out.
 
     python -m controller.service.analysis_process segmentation|orientation \
-        --subscribe HOST:PORT --publish HOST:PORT --data-dir DIR [--store URI]
+        --subscribe HOST:PORT --publish HOST:PORT --data-dir DIR [--store URI] \
+        [--fill-timeout-s S] [--metrics HOST:PORT]
 
 The agent (`SegmentationAgent` or `OrientationAgent`) hears every document the worker publishes through
 the proxy's output. Each analysis run it makes goes back into the proxy's input (so the API process,
@@ -10,6 +11,13 @@ other agents and any `RemoteDispatcher` see it) and, with `--store`, to the Tile
 `DIR/analysis/<figure id>/`, named in the analysis run's start document (`images`: name → path
 relative to `DIR`): the segmentation overlay with the grain-size histogram, the IPF map and the
 misorientation histogram. A figure that cannot be drawn is logged and left out; it never fails the run.
+
+Documents the stream dropped (a slow agent, or one that joined mid-run) are filled from the run store
+(`controller.stream.gaps.GapFiller`, reads retried for at most `--fill-timeout-s`, default 10 s): the agent
+analyses what it missed once, and a gap the store cannot fill becomes a failed analysis run naming it.
+Without `--store` gaps are only reported that way. Runs are counted in
+`grainloop_stream_gaps_filled_total{agent,outcome="filled"|"failed"}`, served on `--metrics HOST:PORT`
+when given (`/metrics`), and every fill is logged.
 
 The process runs torch on one thread so that it does not starve the RunEngine worker beside it, and
 exits cleanly on SIGTERM.
@@ -31,6 +39,8 @@ log = logging.getLogger("grainloop.analysis")
 AGENTS = ("segmentation", "orientation")
 IMAGE_ROOT = "analysis"
 """Figures live under `data_dir / IMAGE_ROOT`."""
+POLL_INTERVAL_S = 5.0
+"""How often the gap filler looks for runs whose stop the stream dropped."""
 
 
 class FigureDir:
@@ -112,6 +122,24 @@ def build_agent(kind: str, data_dir: Path) -> Any:
     return segmentation_agent(figures) if kind == "segmentation" else orientation_agent(figures)
 
 
+def gap_metrics(agent: str) -> tuple[Any, Any]:
+    """This process's metrics registry and its gap counter, both outcomes at zero from the start."""
+    from prometheus_client import CollectorRegistry, Counter
+
+    from controller.stream.gaps import OUTCOMES
+
+    registry = CollectorRegistry()
+    gaps = Counter(
+        "grainloop_stream_gaps_filled",
+        "runs whose dropped documents this agent needed, by whether the run store filled them all",
+        ["agent", "outcome"],
+        registry=registry,
+    )
+    for outcome in OUTCOMES:
+        gaps.labels(agent, outcome)
+    return registry, gaps
+
+
 def _address(text: str) -> tuple[str, int]:
     host, port = text.rsplit(":", 1)
     return host, int(port)
@@ -124,26 +152,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish", required=True, help="HOST:PORT of the 0MQ proxy's input")
     parser.add_argument("--data-dir", type=Path, required=True, help="figures go under DIR/analysis")
     parser.add_argument("--store", default=None, help="Tiled API root (key: GRAINLOOP_TILED_API_KEY)")
+    parser.add_argument("--fill-timeout-s", type=float, default=10.0, help="how long a gap fill waits for the store")
+    parser.add_argument("--metrics", default=None, help="HOST:PORT to serve this agent's Prometheus metrics on")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.agent} %(levelname)s %(message)s")
 
     import torch
 
     torch.set_num_threads(1)
+    from controller.store.writer import RunStoreWriter, tiled_connector
+    from controller.stream.gaps import GapFiller
     from controller.stream.publisher import make_publisher
-    from controller.stream.subscriber import make_dispatcher, request_stop, run_until_stopped
+    from controller.stream.store_reader import TiledRunReader
+    from controller.stream.subscriber import call_every, make_dispatcher, request_stop, run_until_stopped
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
     agent = build_agent(args.agent, args.data_dir)
     publisher = make_publisher(_address(args.publish))
     agent.subscribe(publisher)
+    reader = None
     if args.store:
-        from controller.store.writer import RunStoreWriter, tiled_connector
+        connect = tiled_connector(args.store, os.environ.get("GRAINLOOP_TILED_API_KEY"))
+        agent.subscribe(RunStoreWriter(connect, args.data_dir / "store-backup"))
+        reader = TiledRunReader(connect)
+    else:
+        log.warning("no run store (--store): documents the stream drops are reported, not filled")
+    registry, gaps = gap_metrics(args.agent)
+    if args.metrics:
+        from prometheus_client import start_http_server
 
-        key = os.environ.get("GRAINLOOP_TILED_API_KEY")
-        agent.subscribe(RunStoreWriter(tiled_connector(args.store, key), args.data_dir / "store-backup"))
+        host, port = _address(args.metrics)
+        start_http_server(port, addr=host, registry=registry)
+    filler = GapFiller(
+        agent,
+        reader,
+        timeout_s=args.fill_timeout_s,
+        on_outcome=lambda outcome, run_uid, n_events: gaps.labels(args.agent, outcome).inc(),
+    )
     dispatcher = make_dispatcher(_address(args.subscribe))
-    dispatcher.subscribe(agent)
+    dispatcher.subscribe(filler)
+    call_every(dispatcher, POLL_INTERVAL_S, filler.poll)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: request_stop(dispatcher))
     log.info("%s agent listening on %s, publishing to %s", args.agent, args.subscribe, args.publish)

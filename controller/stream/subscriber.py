@@ -1,19 +1,24 @@
 """Receive documents from the proxy in another process: `make_dispatcher(address).subscribe(callback)`.
 
 PUB/SUB drops messages when a subscriber is slow or joins late, so treat the stream as a notification
-and read what matters from the run store.
+and read what matters from the run store (`controller.stream.gaps.GapFiller` does, between the
+dispatcher and a consumer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from bluesky.callbacks.zmq import ClientCurve, RemoteDispatcher
 
 from controller.stream.codec import unpack
 from controller.stream.publisher import PREFIX
+
+log = logging.getLogger("grainloop.stream")
 
 
 def make_dispatcher(
@@ -46,3 +51,17 @@ def request_stop(dispatcher: RemoteDispatcher) -> None:
 def _cancel_poll(dispatcher: RemoteDispatcher) -> None:
     if dispatcher._task is not None:  # bluesky keeps the polling task private
         dispatcher._task.cancel()
+
+
+def call_every(dispatcher: RemoteDispatcher, interval_s: float, fn: Callable[[], object]) -> None:
+    """Call `fn()` every `interval_s` on the dispatcher's own thread (between documents) while it runs."""
+
+    def tick() -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("periodic %r failed", fn)
+        if not dispatcher.loop.is_closed():
+            dispatcher.loop.call_later(interval_s, tick)
+
+    dispatcher.loop.call_later(interval_s, tick)

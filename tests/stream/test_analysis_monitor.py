@@ -91,3 +91,29 @@ def test_events_the_stream_dropped_are_counted_at_the_stop() -> None:
             if not (dropped and i == 3):  # the second event
                 monitor(name, doc)
     assert missed == [(start["uid"], 1)]
+
+
+def test_gap_fills_reported_by_analysis_runs_are_counted_once_per_source_run() -> None:
+    from prometheus_client import generate_latest
+
+    from controller.api.metrics import ServiceMetrics
+
+    metrics = ServiceMetrics(lambda: {})
+    monitor = AnalysisMonitor(on_finished=metrics.analysis_finished)
+    _, start = source_run(t0=0.0, n_events=2)
+    for analysis, gap in (("a", {"outcome": "filled", "events_filled": 2}), ("b", {"outcome": "filled"}), ("c", None)):
+        metadata = {"agent": "orientation", "analysis": analysis, **({"stream_gap": gap} if gap else {})}
+        publish_analysis_run([monitor], start, metadata, {"x": 1})
+    _, other = source_run(t0=5.0, n_events=1)
+    publish_analysis_run(
+        [monitor],
+        other,
+        {"agent": "orientation", "stream_gap": {"outcome": "failed"}},
+        None,
+        "lost",
+    )
+    assert monitor.events()[0]["stream_gap"] == {"outcome": "filled", "events_filled": 2}
+    text = generate_latest(metrics.registry).decode()
+    assert 'grainloop_stream_gaps_filled_total{agent="orientation",outcome="filled"} 1.0' in text
+    assert 'grainloop_stream_gaps_filled_total{agent="orientation",outcome="failed"} 1.0' in text
+    assert 'grainloop_stream_gaps_filled_total{agent="segmentation",outcome="filled"} 0.0' in text
