@@ -166,9 +166,11 @@ def _ideal_signals(config: StemConfig, specimen: Specimen, section: Section) -> 
     grain_bf = np.append(1.0 - config.bf_diffraction_strength * bragg, 1.0)
     bf = grain_bf[np.where(section.grain_id < 0, len(bragg), section.grain_id)]
     pores = section.grain_id < 0
-    # A boundary is thinner than a pixel: weigh its oxide film and strain zone by the pixel share they fill.
+    # Weigh the boundary's oxide film and strain zone by the pixel share they fill. The true distance is
+    # needed: a film thicker than a few pixels (coarse grains) would, with a clipped distance, cover every
+    # pixel, while the label map (`Specimen.rasterize`) bands the boundary only where dist < film / 2.
     pixel = section.pixel_nm
-    dist = np.minimum(section.gb_distance_nm, 4.0 * pixel)
+    dist = section.gb_distance_nm
     film = _pixel_share(dist, section.gb_oxide_nm, pixel)
     haadf = np.where(pores, 0.0, haadf + film * (config.haadf_contrast.get("BaO", 1.24) - haadf))
     strain = _pixel_share(dist, 2.0, pixel)
