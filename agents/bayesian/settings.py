@@ -9,7 +9,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class AcquisitionSettings:
-    """Budgets sized so that `suggest(4)` at 200 observations takes about a second on two cores.
+    """Budgets of the fit and the acquisition optimisation (`suggest(4)` at 200 observations: ~2 s, docs/agents.md).
 
     The acquisition optimiser's three budgets are per `suggest` call, shared among the q greedy steps of
     a batch (each step gets ⌈budget / q⌉, with floors): a batch costs about what one recipe does, and a
