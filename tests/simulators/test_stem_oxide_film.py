@@ -13,16 +13,9 @@ from scipy.ndimage import binary_erosion
 
 from simulators.microstructure import MicrostructureConfig, Specimen
 from simulators.sample import SinteredBody
-from simulators.stem import StemConfig, _ideal_signals, acquire_survey
+from simulators.stem import _ideal_signals, acquire_survey
+from tests.simulators.test_stem import QUIET
 
-QUIET = StemConfig(
-    scan_jitter_px=0.0,
-    drift_nm_per_s=0.0,
-    line_distortion_px=0.0,
-    thickness_variation_rel=0.0,
-    probe_current_drift_pct_per_min=0.0,
-    read_noise_counts=0.0,
-)
 PIXEL_NM = 2.0
 SHAPE = (256, 256)
 MATRIX_COUNTS = 31.2  # 10 pA · 10 µs · 6.24 e⁻/(pA µs) · 5 % HAADF collection, contrast 1.00

@@ -6,7 +6,6 @@ import json
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +27,6 @@ def few_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(tiled.client.utils, "TILED_RETRY_ATTEMPTS", 2)
     monkeypatch.setattr(tiled.client.utils, "TILED_RETRY_TIMEOUT", 3.0)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EmbeddedTiled]:
-    server = EmbeddedTiled(tmp_path / "tiled", 0, [tmp_path / "data"])
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def engine_with(writer: RunStoreWriter) -> tuple[RunEngine, list[str]]:

@@ -8,12 +8,10 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
@@ -26,7 +24,6 @@ from controller.plans import SampleContext, make_sample
 from controller.recipe import load_recipe
 from controller.store.embedded import EmbeddedTiled
 from controller.store.writer import RunStoreWriter, tiled_connector
-from controller.stream.proxy import start_proxy_process
 from controller.stream.publisher import make_publisher
 from simulators.world import World
 from tests.manager.test_worker_and_watchdog import free_port, wait_for
@@ -35,27 +32,6 @@ from tests.stream.test_stream import Receiver
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = load_recipe(ROOT / "examples" / "recipes" / "weiss-2015.toml")
 SCAN_ROWS = 6
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EmbeddedTiled]:
-    server = EmbeddedTiled(tmp_path / "tiled", 0, [tmp_path / "data"])
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def proxy() -> Iterator[tuple[str, str]]:
-    addresses = (f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
-    proc = start_proxy_process(*addresses)
-    try:
-        yield addresses
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def held_after_row(row: int, reached: threading.Event, release: threading.Event) -> Any:

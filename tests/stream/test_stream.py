@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,17 +52,6 @@ class Receiver:
     def stop(self) -> None:
         self.dispatcher.loop.call_soon_threadsafe(self.dispatcher.stop)
         self.thread.join(5)
-
-
-@pytest.fixture
-def proxy() -> Iterator[tuple[str, str]]:
-    addresses = (f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
-    proc = start_proxy_process(*addresses)
-    try:
-        yield addresses
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def complete_runs(docs: list[tuple[str, dict]]) -> list[tuple[int, int]]:
