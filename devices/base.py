@@ -17,16 +17,26 @@ class InterlockError(RuntimeError):
     """An instrument's interlock tripped (over-temperature, broken thermocouple, jam); it is now safe."""
 
 
+class _SafeStatus(DeviceStatus):
+    """A `DeviceStatus` that makes the instrument safe before anyone waiting on it learns it failed.
+
+    ophyd wakes `wait()` before it runs the callbacks; its `_settled` hook runs before both, once the
+    outcome (finished, failed, timed out) is decided. Making safe there means a caller that sees the
+    failure (the RunEngine, a test) always finds the instrument already stopped."""
+
+    def __init__(self, device: Device, timeout_s: float, make_safe: Callable[[], None]) -> None:
+        super().__init__(device, timeout=timeout_s, settle_time=0)
+        self._make_safe = make_safe
+
+    def _settled(self) -> None:
+        if self._exception is not None:
+            self._make_safe()
+
+
 def safe_status(device: Device, timeout_s: float, make_safe: Callable[[], None]) -> DeviceStatus:
-    """A `DeviceStatus` that times out after `timeout_s` wall seconds and calls `make_safe` on any failure."""
-    status = DeviceStatus(device, timeout=timeout_s, settle_time=0)
-
-    def _on_done(st: DeviceStatus) -> None:
-        if not st.success:
-            make_safe()
-
-    status.add_callback(_on_done)
-    return status
+    """A `DeviceStatus` that times out after `timeout_s` wall seconds and calls `make_safe` on any failure,
+    before the failure is reported."""
+    return _SafeStatus(device, timeout_s, make_safe)
 
 
 def complete_in_thread(status: DeviceStatus, work: Callable[[], None], name: str) -> DeviceStatus:
