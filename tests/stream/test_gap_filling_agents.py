@@ -22,6 +22,7 @@ from controller.store.embedded import EmbeddedTiled
 from controller.store.writer import RunStoreWriter, tiled_connector
 from controller.stream.gaps import GapFiller
 from controller.stream.store_reader import TiledRunReader
+from tests.agents.orientation.test_agent_rows import pause_after_row
 
 Doc = tuple[str, dict[str, Any]]
 TIMINGS = ("segmentation_s", "statistics_s")
@@ -210,9 +211,8 @@ def test_a_lost_last_event_and_stop_are_filled_once_the_stream_is_quiet(store, f
 def test_a_point_re_taken_after_a_pause_passes_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After a pause the RunEngine sends the SPED row again under the same seq_num: not a gap, not dropped."""
     from bluesky import RunEngine
-    from bluesky import plan_stubs as bps
     from bluesky import preprocessors as bpp
-    from bluesky.utils import Msg, RunEngineInterrupted
+    from bluesky.utils import RunEngineInterrupted
 
     from agents.orientation.agent import OrientationAgent
     from controller.lab import build_sim_lab
@@ -228,15 +228,7 @@ def test_a_point_re_taken_after_a_pause_passes_through(tmp_path: Path, monkeypat
     filler = GapFiller(agent, None)
     engine = RunEngine({}, context_managers=[])
     engine.subscribe(filler)
-    state = {"row": -1}
-
-    def pause_after_row_2(msg: Msg) -> tuple[Any, Any]:
-        if msg.command == "set" and getattr(msg.obj, "name", "") == "stem_sped_row":
-            state["row"] = msg.args[0]
-        if msg.command == "save" and state["row"] == 2:
-            state["row"] = -1
-            return None, bps.pause()
-        return None, None
+    pause_after_row_2 = pause_after_row(2)
 
     world = World(time_acceleration=1e5, sped={"scan_shape": (6, 6)}, stem={"shape_px": 128})
     lab = build_sim_lab(world, tmp_path / "data")

@@ -3,7 +3,7 @@ published with the last row, before the scan's run ends, once per scan — also 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,17 +89,24 @@ def test_a_row_streamed_sped_scan_gets_one_orientation_map_before_its_run_ends(l
     assert_one_map_per_scan(agent, timeline)
 
 
-def test_a_row_re_taken_after_a_pause_still_gives_one_map(lab: Lab) -> None:
-    engine, agent, timeline = engine_with_agent()
+def pause_after_row(row: int) -> Callable[[Msg], tuple[Any, Any]]:
+    """A plan mutator that pauses the RunEngine once, after SPED row `row` has been saved."""
     state = {"row": -1}
 
-    def pause_after_row_2(msg: Msg) -> tuple[Any, Any]:
+    def mutate(msg: Msg) -> tuple[Any, Any]:
         if msg.command == "set" and getattr(msg.obj, "name", "") == "stem_sped_row":
             state["row"] = msg.args[0]
-        if msg.command == "save" and state["row"] == 2:
+        if msg.command == "save" and state["row"] == row:
             state["row"] = -1
             return None, bps.pause()
         return None, None
+
+    return mutate
+
+
+def test_a_row_re_taken_after_a_pause_still_gives_one_map(lab: Lab) -> None:
+    engine, agent, timeline = engine_with_agent()
+    pause_after_row_2 = pause_after_row(2)
 
     plan = make_sample(lab, SampleContext("C-r", "S-0", 0, RECIPE), characterize="full")
     with pytest.raises(RunEngineInterrupted):
