@@ -19,7 +19,7 @@ with a true Tc ≥ 30 K. Reported per world and agent, over seeds:
 - decision latency: median seconds per proposed recipe (random and Sobol propose in chunks).
 
     .venv/bin/python bench/campaign.py [--seeds 10] [--budget 40] [--agents bayes,ax,sobol,random]
-        [--worlds default,volatile-k] [--plot docs/img/campaign_bench.png] [--quick] [--json]
+        [--worlds default,volatile-k] [--jobs 2] [--plot docs/img/campaign_bench.png] [--quick] [--json]
     .venv/bin/python bench/campaign.py --from-json A.json [B.json …] [--plot OUT.png]   # re-print saved runs
 
 Ax is optional (`pip install -e '.[bench]'`); without it the Ax rows are skipped with a note.
@@ -31,12 +31,14 @@ import argparse
 import json
 import logging
 import math
+import multiprocessing
 import os
 import statistics
 import sys
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,22 +126,32 @@ def fmt_reach(value: float, budget: int) -> str:
     return f"> {budget}" if value > budget else f"{value:g}"
 
 
+def load_named_world(name: str) -> World:
+    return load_world(WORLDS[name]) if WORLDS[name] else World()
+
+
+def one_campaign(kind: str, world_name: str, seed: int, budget: int) -> Campaign:
+    """One seed's campaign of agent `kind` on the named world (a worker's job)."""
+    batch = BASELINE_CHUNK if kind in ("sobol", "random") else 1
+    return run_campaign(make_agent(kind, seed), load_named_world(world_name), budget, seed, batch)
+
+
 def run_world(name: str, args: argparse.Namespace, agents: list[str], progress: Progress) -> dict[str, Any]:
-    world = load_world(WORLDS[name]) if WORLDS[name] else World()
+    world = load_named_world(name)
     task = progress.add_task(f"{name}: optimum", total=None)
     _, optimum = world_optimum(world, maxiter=args.optimum_maxiter)
     opt_t = optimum.trapped_field_t
     results: dict[str, Any] = {"optimum_t": opt_t, "optimum_recipe": optimum.recipe, "agents": {}}
-    for kind in agents:
-        long_run = kind in ("sobol", "random")
-        budget = args.baseline_budget if long_run else args.budget
-        progress.update(task, description=f"{name}: {kind}", total=len(args.seed_list), completed=0)
-        campaigns = []
-        for seed in args.seed_list:
-            agent = make_agent(kind, seed)
-            campaigns.append(run_campaign(agent, world, budget, seed, BASELINE_CHUNK if long_run else 1))
-            progress.advance(task)
-        results["agents"][kind] = summarise(kind, campaigns, opt_t, args.budget, budget)
+    # fork: workers inherit the parent's imports (and anything an ablation script patched into them)
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        for kind in agents:
+            budget = args.baseline_budget if kind in ("sobol", "random") else args.budget
+            progress.update(task, description=f"{name}: {kind}", total=len(args.seed_list), completed=0)
+            futures = [pool.submit(one_campaign, kind, name, seed, budget) for seed in args.seed_list]
+            for future in futures:
+                future.add_done_callback(lambda _: progress.advance(task))
+            campaigns = [future.result() for future in futures]
+            results["agents"][kind] = summarise(kind, campaigns, opt_t, args.budget, budget)
     progress.remove_task(task)
     add_acceleration(results["agents"])
     return results
@@ -162,6 +174,13 @@ def summarise(kind: str, campaigns: list[Campaign], opt_t: float, budget: int, r
     out["curve_q25"] = np.quantile(curve, 0.25, axis=0).round(4).tolist()
     out["curve_q75"] = np.quantile(curve, 0.75, axis=0).round(4).tolist()
     out["suggest_s_median"] = statistics.median(s for c in campaigns for s in c.suggest_s)
+    # per seed, in seed order, so two runs on the same seeds can be compared pairwise
+    out["per_seed"] = {
+        "reach_90": [c.reached(0.90 * opt_t) for c in campaigns],
+        f"incumbent_at_{budget}": [
+            round(c.incumbent_true_t[min(budget, len(c.true_t)) - 1] / opt_t, 4) for c in campaigns
+        ],
+    }
     return out
 
 
@@ -287,6 +306,7 @@ def main() -> None:
     parser.add_argument("--baseline-budget", type=int, default=20_000, help="experiments per random/Sobol campaign")
     parser.add_argument("--agents", default="bayes,ax,sobol,random")
     parser.add_argument("--worlds", default="default,volatile-k")
+    parser.add_argument("--jobs", type=int, default=1, help="campaigns run at once (processes, one core each)")
     parser.add_argument("--optimum-maxiter", type=int, default=80, help="differential-evolution iterations")
     parser.add_argument("--plot", type=Path, help="write the curves to this PNG")
     parser.add_argument("--quick", action="store_true", help="3 seeds, budget 20, one world, no Ax (< 2 min)")
@@ -306,8 +326,8 @@ def main() -> None:
         args.agents, args.worlds = "bayes,sobol,random", "default"
     worlds = args.worlds.split(",")
     unknown = [w for w in worlds if w not in WORLDS]
-    if unknown or args.seeds < 1 or args.budget < 20:
-        parser.error(f"worlds must be among {list(WORLDS)}; --seeds ≥ 1; --budget ≥ 20")
+    if unknown or args.seeds < 1 or args.budget < 20 or args.jobs < 1:
+        parser.error(f"worlds must be among {list(WORLDS)}; --seeds ≥ 1; --budget ≥ 20; --jobs ≥ 1")
     args.seed_list = list(range(args.seeds))
     agents = available_agents(args.agents.split(","), lambda m: print(m, file=sys.stderr))
 
