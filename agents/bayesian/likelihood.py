@@ -9,7 +9,9 @@ evaluation; at the agent's sizes (a few hundred points) that bookkeeping costs m
 
 for the GPs `supported` says it can do (a `SingleTaskGP` with an RBF kernel, a Gaussian likelihood with
 one noise level and a constant mean), and botorch's fitting uses it through `compute_custom_loss`.
-tests/agents/test_likelihood.py checks value and gradient against gpytorch's.
+The Gaussian term's gradient is the textbook one, ∂/∂K = ½(ααᵀ − K⁻¹) with α = K⁻¹r, from one
+`cholesky_inverse`, which costs less than autograd through the factorisation (the fit's share of a
+decision: `bench/agent_latency.py`). tests/agents/test_likelihood.py checks value and gradient against gpytorch's.
 """
 
 from __future__ import annotations
@@ -40,6 +42,29 @@ def supported(gp: Model) -> bool:
     )
 
 
+def noisy_kernel_matrix(gp: SingleTaskGP, X: torch.Tensor) -> torch.Tensor:
+    """K = k(X, X) + σ²I of a `supported` GP at inputs already transformed for it."""
+    noise = gp.likelihood.noise.reshape(())
+    return gp.covar_module.forward(X, X) + noise * torch.eye(X.shape[-2], dtype=X.dtype, device=X.device)
+
+
+class _GaussianLogDensity(torch.autograd.Function):
+    """log N(r; 0, K) without the 2π term, with the closed-form gradient in K and r."""
+
+    @staticmethod
+    def forward(ctx: Any, K: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        scale_tril = psd_safe_cholesky(K)
+        alpha = torch.cholesky_solve(residual.unsqueeze(-1), scale_tril).squeeze(-1)
+        ctx.save_for_backward(scale_tril, alpha)
+        return -0.5 * (residual @ alpha) - scale_tril.diagonal().log().sum()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scale_tril, alpha = ctx.saved_tensors
+        K_inverse = torch.cholesky_inverse(scale_tril)
+        return 0.5 * grad * (torch.outer(alpha, alpha) - K_inverse), -grad * alpha
+
+
 class CholeskyExactMLL(ExactMarginalLogLikelihood):
     """gpytorch's exact marginal log likelihood per data point, priors included, for a `supported` GP."""
 
@@ -54,12 +79,9 @@ class CholeskyExactMLL(ExactMarginalLogLikelihood):
         X = model.transform_inputs(model.train_inputs[0])
         y = model.train_targets
         n = y.shape[-1]
-        noise = model.likelihood.noise.reshape(())
-        K = model.covar_module.forward(X, X) + noise * torch.eye(n, dtype=X.dtype, device=X.device)
-        scale_tril = psd_safe_cholesky(K)
-        residual = (y - model.mean_module(X)).unsqueeze(-1)
-        z = torch.linalg.solve_triangular(scale_tril, residual, upper=False)
-        log_likelihood = -0.5 * (z.square().sum() + n * math.log(2 * math.pi)) - scale_tril.diagonal().log().sum()
+        residual = y - model.mean_module(X)
+        log_likelihood = _GaussianLogDensity.apply(noisy_kernel_matrix(model, X), residual)
+        log_likelihood = log_likelihood - 0.5 * n * math.log(2 * math.pi)
         for _, module, prior, closure, _ in model.named_priors():
             log_likelihood = log_likelihood + prior.log_prob(closure(module)).sum()
         return log_likelihood / n

@@ -35,7 +35,7 @@ from botorch.sampling.get_sampler import GetSampler
 from botorch.sampling.normal import SobolQMCNormalSampler
 from linear_operator.utils.cholesky import psd_safe_cholesky
 
-from agents.bayesian.likelihood import supported
+from agents.bayesian.likelihood import noisy_kernel_matrix, supported
 from agents.bayesian.model import AppendModelFeatures, Features
 
 
@@ -135,9 +135,7 @@ class _CachedGP:
             self.steps = [transform]
         with torch.no_grad():
             X = gp.train_inputs[0]
-            noise = gp.likelihood.noise.reshape(())
-            K = gp.covar_module.forward(X, X) + noise * torch.eye(len(X), dtype=X.dtype, device=X.device)
-            self.scale_tril = psd_safe_cholesky(K)
+            self.scale_tril = psd_safe_cholesky(noisy_kernel_matrix(gp, X))
             self.constant = gp.mean_module.constant.detach().reshape(())
             residual = (gp.train_targets - self.constant).unsqueeze(-1)
             self.alpha = torch.cholesky_solve(residual, self.scale_tril).squeeze(-1)
