@@ -10,7 +10,8 @@ junctions, carved out afterwards, and the cells' solid areas are re-targeted aro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +22,8 @@ from simulators.sample import ALL_PHASES, CONTAMINANT_PHASES, MATRIX_PHASE, SECO
 
 LABEL_CLASSES = ("matrix", "grain_boundary", "pore", "secondary_phase", "contamination")
 PORE_PHASE_ID = 255
+OXIDE_POCKET_PHASE = "BaO"
+"""What the GB oxide beyond the film cap is imaged as (a secondary phase, label 3)."""
 
 
 class MicrostructureConfig(BaseModel):
@@ -41,6 +44,9 @@ class MicrostructureConfig(BaseModel):
     gb_min_width_px: float = Field(1.5, ge=1.0, description="label band floor; ≥ √2 px keeps it 4-closed")
     texture_spread_deg: float = Field(15.0, ge=0.0, description="c-axis spread of textured grains")
     gb_oxide_thickness_scale: float = Field(1.0, gt=0.0, description="film = scale·fraction/(GB length/area)")
+    gb_oxide_film_max_nm: float = Field(
+        6.0, gt=0.0, description="thickest GB oxide film; the excess sits as BaO pockets on triple junctions"
+    )
     relaxation_iterations: int = Field(6, ge=1, description="Lloyd + weight steps while growing")
     retarget_iterations: int = Field(3, ge=0, description="weight-only steps after carving pores")
     max_grains: int = Field(12000, ge=100, description="a finer section is grown on a smaller periodic square")
@@ -62,8 +68,8 @@ class Section:
     pixel_nm: float
     origin_nm: tuple[float, float]
     orientations: np.ndarray  # (n_grains, 4) quaternions of the specimen, indexed by grain_id
-    phases: tuple[str, ...]  # phase name per grain
-    gb_oxide_nm: float = 0.0  # thickness of the oxide film on every grain boundary
+    phases: tuple[str, ...]  # phase name per grain (pixels of a GB-oxide pocket: phase_id BaO, label 3)
+    gb_oxide_nm: float = 0.0  # thickness of the oxide film on every grain boundary (capped; as imaged)
 
     def equivalent_diameters_nm(self, phase: str | None = MATRIX_PHASE) -> np.ndarray:
         """Area-equivalent diameters of grains lying wholly inside the raster (of `phase`, or all if None).
@@ -111,7 +117,9 @@ class Specimen:
     grain_phases: list[str]
     pore_centres_nm: np.ndarray  # (m, 2)
     pore_radii_nm: np.ndarray  # (m,)
-    gb_oxide_nm: float  # oxide film thickness on every grain boundary
+    gb_oxide_nm: float  # GB oxide area / boundary length: the film it makes on every boundary, uncapped
+    oxide_centres_nm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (k, 2) BaO pockets
+    oxide_radii_nm: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (k,)
 
     def __post_init__(self) -> None:
         self.diagram = PowerDiagram(self.seeds_nm, self.weights_nm2, self.extent_nm)
@@ -120,6 +128,11 @@ class Specimen:
     @property
     def n_grains(self) -> int:
         return len(self.grain_phases)
+
+    @property
+    def gb_film_nm(self) -> float:
+        """The oxide film on every boundary as imaged: `gb_oxide_nm` capped at `gb_oxide_film_max_nm`."""
+        return min(self.gb_oxide_nm, self.config.gb_oxide_film_max_nm)
 
     @classmethod
     def grow(
@@ -167,13 +180,29 @@ class Specimen:
 
         boundary_per_area = _boundary_length_per_area(ids, pore_mask, pixel, area)
         oxide_nm = config.gb_oxide_thickness_scale * body.gb_oxide_fraction / max(boundary_per_area, 1e-9)
+        # The film beyond the cap gathers in pockets on triple junctions. They draw from their own generator
+        # (fixed by the geometry), so `rng` — and a frame acquired with it — is untouched by them.
+        excess_area = max(0.0, oxide_nm - config.gb_oxide_film_max_nm) * boundary_per_area * area
+        oxide_c, oxide_r = _oxide_pockets(config, ids, pore_mask, seeds, weights, pixel, extent_nm, excess_area)
 
         is_matrix = np.array([p == MATRIX_PHASE for p in phases])
         orientations = random_orientations(rng, n)
         orientations[is_matrix] = textured_orientations(
             rng, int(is_matrix.sum()), body.texture_fraction, config.texture_spread_deg
         )
-        return cls(config, float(extent_nm), seeds, weights, orientations, phases, pore_c, pore_r, float(oxide_nm))
+        return cls(
+            config,
+            float(extent_nm),
+            seeds,
+            weights,
+            orientations,
+            phases,
+            pore_c,
+            pore_r,
+            float(oxide_nm),
+            oxide_c,
+            oxide_r,
+        )
 
     def rasterize(self, origin_nm: tuple[float, float], shape: tuple[int, int], pixel_nm: float) -> Section:
         """Sample the specimen on a regular grid (periodic beyond the extent; see `Section`)."""
@@ -189,8 +218,14 @@ class Specimen:
         label = np.zeros(shape, dtype=np.uint8)
         label[np.isin(phase_id, [ALL_PHASES.index(p) for p in SECONDARY_PHASES])] = 3
         label[np.isin(phase_id, [ALL_PHASES.index(p) for p in CONTAMINANT_PHASES])] = 4
-        half_width = 0.5 * max(self.config.gb_width_nm, self.config.gb_min_width_px * pixel_nm, self.gb_oxide_nm)
+        half_width = 0.5 * max(self.config.gb_width_nm, self.config.gb_min_width_px * pixel_nm, self.gb_film_nm)
         label[dist < half_width] = 1
+        if len(self.oxide_radii_nm):
+            pockets = np.zeros(shape, dtype=bool)
+            centres, radii = _pore_images(self.oxide_centres_nm, self.oxide_radii_nm, self.extent_nm, lo, hi)
+            paint_discs(pockets, (centres - lo) / pixel_nm, radii / pixel_nm)
+            phase_id[pockets] = ALL_PHASES.index(OXIDE_POCKET_PHASE)
+            label[pockets] = 3
         label[pores] = 2
         ids[pores] = -1
         phase_id[pores] = PORE_PHASE_ID
@@ -204,7 +239,7 @@ class Specimen:
             origin,
             self.grain_orientations.view(),
             tuple(self.grain_phases),
-            self.gb_oxide_nm,
+            self.gb_film_nm,
         )
 
 
@@ -312,6 +347,60 @@ def _boundary_length_per_area(ids: np.ndarray, pores: np.ndarray, pixel: float, 
         crossings += int(np.sum((other != ids) & solid & np.roll(solid, -1, axis=axis)))
     # Counting row and column crossings measures ∫(|cos| + |sin|) dl, whose mean over directions is 4/π.
     return crossings * pixel * np.pi / 4.0 / area
+
+
+def _oxide_pockets(
+    config: MicrostructureConfig,
+    ids: np.ndarray,
+    pores: np.ndarray,
+    seeds: np.ndarray,
+    weights: np.ndarray,
+    pixel: float,
+    extent: float,
+    excess_area: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """BaO discs (centres, radii in nm) of total area `excess_area`, one on every triple junction not in a pore.
+
+    Junctions are found on the periodic coarse grid `ids` (a 2×2 window holding three cells), one per
+    triple of cells, and placed exactly at the power-diagram vertex of that triple. Sizes are lognormal
+    (σ `particle_log_sigma`) scaled to the excess; overlaps and pores may hide a little of it. The draws
+    come from a generator seeded by the geometry, never from the specimen's `rng`.
+    """
+    none = (np.zeros((0, 2)), np.zeros(0))
+    if excess_area <= 0.0:
+        return none
+    right = np.roll(ids, -1, axis=1)
+    down = np.roll(ids, -1, axis=0)
+    diag = np.roll(right, -1, axis=0)
+    window = np.sort(np.stack([ids, right, down, diag], axis=-1), axis=-1)
+    v0, v1, v2, v3 = np.moveaxis(window, -1, 0)
+    triple = (v0 != v3) & ((v1 != v0) & (v1 != v3) | (v2 != v0) & (v2 != v3)) & ~pores
+    rows, cols = np.nonzero(triple)
+    if rows.size == 0:
+        return none
+    a, c = v0[rows, cols], v3[rows, cols]
+    b = np.where(v1[rows, cols] != a, v1[rows, cols], v2[rows, cols])
+    _, first = np.unique(np.stack([a, b, c], axis=1), axis=0, return_index=True)
+    first = np.sort(first)
+    rows, cols, a, b, c = rows[first], cols[first], a[first], b[first], c[first]
+    corner = (np.stack([cols, rows], axis=1) + 1.0) * pixel  # the window's shared pixel corner (x, y)
+    # The vertex equidistant (in power) from the three seeds, each taken at its image nearest the corner.
+    near = [corner + (seeds[k] - corner) - extent * np.round((seeds[k] - corner) / extent) for k in (a, b, c)]
+    rhs = [np.sum(s**2, axis=1) - weights[k] for s, k in zip(near, (a, b, c), strict=True)]
+    m = np.stack([2.0 * (near[1] - near[0]), 2.0 * (near[2] - near[0])], axis=1)  # (n, 2, 2)
+    r = np.stack([rhs[1] - rhs[0], rhs[2] - rhs[0]], axis=1)
+    det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
+    ok = np.abs(det) > 1e-12 * np.max(np.abs(m), axis=(1, 2)) ** 2
+    vertex = corner.copy()
+    if ok.any():
+        vertex[ok] = np.linalg.solve(m[ok], r[ok][:, :, None])[:, :, 0]
+    # A near-degenerate junction (or a quadruple one) keeps the grid corner.
+    vertex = np.where(np.linalg.norm(vertex - corner, axis=1, keepdims=True) <= 2.0 * pixel, vertex, corner)
+    digest = hashlib.sha256(b"gb-oxide-pockets" + np.ascontiguousarray(seeds).tobytes()).digest()
+    pocket_rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    areas = np.exp(pocket_rng.normal(0.0, config.particle_log_sigma, len(vertex)))
+    areas *= excess_area / areas.sum()
+    return vertex % extent, np.sqrt(areas / np.pi)
 
 
 def _pore_images(

@@ -171,10 +171,16 @@ def _ideal_signals(config: StemConfig, specimen: Specimen, section: Section) -> 
     # pixel, while the label map (`Specimen.rasterize`) bands the boundary only where dist < film / 2.
     pixel = section.pixel_nm
     dist = section.gb_distance_nm
-    film = _pixel_share(dist, section.gb_oxide_nm, pixel)
+    film = _pixel_share(dist, section.gb_oxide_nm, pixel)  # the film as capped (`Specimen.gb_film_nm`)
     haadf = np.where(pores, 0.0, haadf + film * (config.haadf_contrast.get("BaO", 1.24) - haadf))
     strain = _pixel_share(dist, 2.0, pixel)
     bf = np.where(pores, 1.0, bf * (1.0 - config.bf_boundary_dip * strain))
+    # A GB-oxide pocket (a pixel whose phase is not its cell's) is one BaO crystallite across the junction
+    # it sits on: HAADF already has its BaO contrast from `phase_id`; in BF no grain's Bragg contrast and
+    # no boundary dip (taken off any Bragg condition), only the absorption of its HAADF contrast.
+    pockets = ~pores & (section.phase_id != specimen.grain_phase_ids[np.maximum(section.grain_id, 0)])
+    if pockets.any():
+        bf = np.where(pockets, 1.0, bf)
     return haadf, bf
 
 
