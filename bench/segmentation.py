@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per model and size")
     parser.add_argument("--quick", action="store_true", help="8 frames, one timed repeat (< 2 min)")
     parser.add_argument("--json", action="store_true", help="one summary object on stdout")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads")
     args = parser.parse_args(argv)
     if args.quick:
         args.frames, args.repeats = 8, 1
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(max(args.threads, 1))
     models = load_models([m for m in args.models.split(",") if m], notes.append)
     summary: dict[str, Any] = {"frames": args.frames, "size": args.size, "quick": args.quick, "notes": notes}
     with Progress(transient=True, console=Console(stderr=True)) as progress:
