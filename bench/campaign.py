@@ -19,7 +19,8 @@ with a true Tc ≥ 30 K. Reported per world and agent, over seeds:
 - decision latency: median seconds per proposed recipe (random and Sobol propose in chunks).
 
     .venv/bin/python bench/campaign.py [--seeds 10] [--budget 40] [--agents bayes,ax,sobol,random]
-        [--worlds default,volatile-k] [--jobs 2] [--plot docs/img/campaign_bench.png] [--quick] [--json]
+        [--worlds default,volatile-k] [--jobs 2] [--bayes-settings JSON] [--plot docs/img/campaign_bench.png]
+        [--quick] [--json]
     .venv/bin/python bench/campaign.py --from-json A.json [B.json …] [--plot OUT.png]   # re-print saved runs
 
 Ax is optional (`pip install -e '.[bench]'`); without it the Ax rows are skipped with a note.
@@ -73,9 +74,14 @@ class Campaign:
         return next((i + 1 for i, v in enumerate(self.true_t) if v >= threshold_t), None)
 
 
-def make_agent(kind: str, seed: int) -> Any:
-    """A campaign's agent (`controller.campaign.agent_factory.AGENTS`, default Tc ≥ 30 K) or the Ax anchor."""
+def make_agent(kind: str, seed: int, bayes_settings: dict[str, Any] | None = None) -> Any:
+    """A campaign's agent (`controller.campaign.agent_factory.AGENTS`, default Tc ≥ 30 K) or the Ax anchor.
+
+    `bayes_settings`: `AcquisitionSettings` fields for the Bayesian agent (ablations), else its defaults.
+    """
     space = RecipeSpace()
+    if kind == "bayes" and bayes_settings:
+        return AGENTS[kind](space, seed=seed, settings=bayes_settings)
     if kind in AGENTS:
         return AGENTS[kind](space, seed=seed)
     if kind == "ax":
@@ -130,10 +136,13 @@ def load_named_world(name: str) -> World:
     return load_world(WORLDS[name]) if WORLDS[name] else World()
 
 
-def one_campaign(kind: str, world_name: str, seed: int, budget: int) -> Campaign:
+def one_campaign(
+    kind: str, world_name: str, seed: int, budget: int, bayes_settings: dict[str, Any] | None = None
+) -> Campaign:
     """One seed's campaign of agent `kind` on the named world (a worker's job)."""
     batch = BASELINE_CHUNK if kind in ("sobol", "random") else 1
-    return run_campaign(make_agent(kind, seed), load_named_world(world_name), budget, seed, batch)
+    agent = make_agent(kind, seed, bayes_settings)
+    return run_campaign(agent, load_named_world(world_name), budget, seed, batch)
 
 
 def run_world(name: str, args: argparse.Namespace, agents: list[str], progress: Progress) -> dict[str, Any]:
@@ -147,7 +156,9 @@ def run_world(name: str, args: argparse.Namespace, agents: list[str], progress: 
         for kind in agents:
             budget = args.baseline_budget if kind in ("sobol", "random") else args.budget
             progress.update(task, description=f"{name}: {kind}", total=len(args.seed_list), completed=0)
-            futures = [pool.submit(one_campaign, kind, name, seed, budget) for seed in args.seed_list]
+            futures = [
+                pool.submit(one_campaign, kind, name, seed, budget, args.bayes_settings) for seed in args.seed_list
+            ]
             for future in futures:
                 future.add_done_callback(lambda _: progress.advance(task))
             campaigns = [future.result() for future in futures]
@@ -307,6 +318,11 @@ def main() -> None:
     parser.add_argument("--agents", default="bayes,ax,sobol,random")
     parser.add_argument("--worlds", default="default,volatile-k")
     parser.add_argument("--jobs", type=int, default=1, help="campaigns run at once (processes, one core each)")
+    parser.add_argument(
+        "--bayes-settings",
+        type=json.loads,
+        help="AcquisitionSettings of the Bayesian agent, e.g. '{\"exploit_every\": 3}'",
+    )
     parser.add_argument("--optimum-maxiter", type=int, default=80, help="differential-evolution iterations")
     parser.add_argument("--plot", type=Path, help="write the curves to this PNG")
     parser.add_argument("--quick", action="store_true", help="3 seeds, budget 20, one world, no Ax (< 2 min)")
@@ -340,6 +356,7 @@ def main() -> None:
         "budget": args.budget,
         "baseline_budget": args.baseline_budget,
         "quick": args.quick,
+        "bayes_settings": args.bayes_settings,
         "worlds": {},
     }
     with Progress(transient=True) as progress:

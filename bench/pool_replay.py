@@ -18,7 +18,7 @@ is what the paper's is: a seeded shuffle of the pool. Inputs are every column ot
 
     .venv/bin/python bench/pool_replay.py DATASET.csv --target COLUMN (--maximize | --minimize)
         [--seeds N] [--json] [--quick] [--plot OUT.png] [--until-exhausted] [--log-target]
-        [--ucb-beta B] [--input-warping]
+        [--ucb-beta B] [--input-warping] [--exploit-every K]
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ def replay_bayesian(
     log_target: bool = False,
     ucb_beta: float | None = None,
     input_warping: bool = False,
+    exploit_every: int | None = None,
 ) -> Replay:
     """The Bayesian agent in pool mode, one experiment per cycle, until all top designs are found."""
     from agents.bayesian import BayesianAgent
@@ -166,7 +167,7 @@ def replay_bayesian(
         objective=name,
         direction=direction,
         constraints=(),
-        settings={"ucb_beta": ucb_beta, "input_warping": input_warping},
+        settings={"ucb_beta": ucb_beta, "input_warping": input_warping, "exploit_every": exploit_every},
     )
     row_of = {tuple(float(v) for v in x): i for i, x in enumerate(pool.X)}
     observed = np.log(pool.y) if log_target else pool.y
@@ -378,6 +379,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ucb-beta", type=float, help="the agent's qUCB with this β instead of qLogNEI (the paper's GP used LCB)"
     )
     parser.add_argument(
+        "--exploit-every",
+        type=int,
+        help="every K-th model-based pick maximises the posterior mean (0: never; default: the agent's, 2 for pools)",
+    )
+    parser.add_argument(
         "--input-warping", action="store_true", help="the GPs learn an input warping (off by default for pools)"
     )
     return parser.parse_args(argv)
@@ -390,6 +396,8 @@ def check_args(args: argparse.Namespace, pool: Pool) -> None:
         raise PoolError(f"--plot: no such directory: {args.plot.parent}")
     if args.ucb_beta is not None and not args.ucb_beta > 0:
         raise PoolError(f"--ucb-beta must be positive, got {args.ucb_beta}")
+    if args.exploit_every is not None and args.exploit_every < 0:
+        raise PoolError(f"--exploit-every must be at least 0 (0: never), got {args.exploit_every}")
     if args.log_target and np.any(pool.y <= 0):
         raise PoolError(f"--log-target needs a positive target; {args.target!r} has values ≤ 0")
 
@@ -411,6 +419,7 @@ def run(args: argparse.Namespace, pool: Pool) -> dict[str, Any]:
                 "log_target": args.log_target,
                 "ucb_beta": args.ucb_beta,
                 "input_warping": args.input_warping,
+                "exploit_every": args.exploit_every,
             }
             bo.append(replay_bayesian(pool, top, args.direction, seed, **kwargs))
             rnd.append(replay_random(top, seed))
@@ -423,6 +432,7 @@ def run(args: argparse.Namespace, pool: Pool) -> dict[str, Any]:
         "stop": "pool exhausted" if args.until_exhausted else "all top-5 % found",
         "log_target": args.log_target,
         "input_warping": args.input_warping,
+        "exploit_every": args.exploit_every,
         "acquisition": "qLogNEI" if args.ucb_beta is None else f"qUCB beta={args.ucb_beta:g}",
         **summarize(pool, top, bo, rnd),
     }

@@ -11,6 +11,10 @@ success indicator (a design whose predicted success is below one half counts as 
 improvement over the best feasible baseline value (qLogNEI) or the hypervolume improvement over the
 feasible Pareto front (qLogNEHVI). Pending designs enter as `X_pending`: they are treated as already
 observed (jointly sampled with x), so their neighbourhood is worth little and a batch spreads out.
+
+The exploitation step (`AcquisitionSettings.exploit_every`) maximises instead the expected feasible value
+E_ξ[(f(x, ξ) − f_min) · Π_k σ(−c_k(ξ) / η)], f_min the lowest observed value: the posterior mean where
+the design surely meets the constraints, shrunk towards the worst observation where it may not.
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
-from botorch.acquisition.monte_carlo import qUpperConfidenceBound
+from botorch.acquisition.monte_carlo import MCAcquisitionFunction, qUpperConfidenceBound
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.objective import GenericMCObjective
+from botorch.acquisition.utils import compute_smoothed_feasibility_indicator
 from botorch.models.model import Model, ModelList
 from botorch.sampling import ListSampler, MCSampler, SobolQMCNormalSampler
 from botorch.sampling.get_sampler import get_sampler
 from botorch.utils.multi_objective.hypervolume import infer_reference_point
+from botorch.utils.transforms import t_batch_mode_transform
 
 from agents.bayesian.model import FEASIBILITY, Output
 from agents.bayesian.predictive import cached_predictive
@@ -121,3 +127,44 @@ def build_acquisition(
         prune_baseline=True,
         cache_root=False,
     )
+
+
+class ExpectedFeasibleValue(MCAcquisitionFunction):
+    """E_ξ[(f(x, ξ) − floor) · Π_k σ(−c_k(ξ)/η)] for one design (q = 1): exploitation under constraints."""
+
+    def __init__(
+        self,
+        model: Model,
+        sampler: MCSampler,
+        constraints: list[Callable[[torch.Tensor], torch.Tensor]],
+        floor: float,
+        eta: float = 1e-3,
+    ) -> None:
+        super().__init__(model=model, sampler=sampler, objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]))
+        self.constraint_fns = constraints
+        self.floor = floor
+        self.eta = eta
+
+    @t_batch_mode_transform(expected_q=1)
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        samples = self.get_posterior_samples(self.model.posterior(X))  # (s, b, 1, m)
+        value = samples[..., 0] - self.floor
+        if self.constraint_fns:
+            value = value * compute_smoothed_feasibility_indicator(self.constraint_fns, samples, self.eta)
+        return value.mean(0).squeeze(-1)
+
+
+def build_exploitation(
+    model: Model,
+    goals: Goals,
+    outputs: Sequence[Output],
+    X_baseline: torch.Tensor,
+    floor: float,
+    *,
+    mc_samples: int,
+    seed: int,
+) -> AcquisitionFunction:
+    """`ExpectedFeasibleValue` on output 0 with every constraint of `goals` (and the success indicator)."""
+    model = cached_predictive(model)
+    sampler = make_sampler(model, X_baseline.shape[-1], mc_samples, seed)
+    return ExpectedFeasibleValue(model, sampler, constraint_callables(goals, outputs), floor)

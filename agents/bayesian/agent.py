@@ -47,11 +47,11 @@ from botorch.models.model import Model
 
 from agents.base import DEFAULT_CONSTRAINTS, LedgerAgent
 from agents.baselines import SobolStream
-from agents.bayesian.acquisition import build_acquisition, reference_point
+from agents.bayesian.acquisition import build_acquisition, build_exploitation, reference_point
 from agents.bayesian.expected_warnings import expected_warnings
 from agents.bayesian.model import FEASIBILITY, HyperparameterStore, Output, build_surrogate
 from agents.bayesian.optimize import optimize_pool, optimize_sequential
-from agents.bayesian.settings import AcquisitionSettings
+from agents.bayesian.settings import POOL_EXPLOIT_EVERY, AcquisitionSettings
 from agents.box_space import BoxSpace, PoolSpace, rows_to_points
 from agents.ledger import Trial
 from agents.outcomes import feasible
@@ -314,26 +314,55 @@ class BayesianAgent(LedgerAgent):
             model, info["fit"] = self._surrogate(data, self._hyper)
             info["fit_seconds"] = time.perf_counter() - t0
             acq = self._acquisition(model, data, seed)
+            exploit = self._exploitation(model, data, seed, q, len(chosen))
             t0 = time.perf_counter()
             if self._pool is not None:
                 available = self._available_rows(chosen)
                 choices = torch.as_tensor(self._pool_X[available], dtype=torch.float64)
-                picked = optimize_pool(acq, choices, q, batch=settings.pool_batch)
+                picked: list[int] = []
+                if exploit is not None:
+                    picked = optimize_pool(exploit, choices, 1, batch=settings.pool_batch)
+                    _add_pending(acq, choices[picked])
+                rest = [i for i in range(len(choices)) if i not in picked]
+                picked += [
+                    rest[i] for i in optimize_pool(acq, choices[rest], q - len(picked), batch=settings.pool_batch)
+                ]
                 info["acquisition_seconds"] = time.perf_counter() - t0
+                info["exploitation"] = int(exploit is not None)
                 return [self._pool[available[i]] for i in picked]
             generator = torch.Generator().manual_seed(seed)
             raw_samples, num_restarts, maxiter = settings.per_step(q)
-            X_new = optimize_sequential(
-                acq,
-                space,
-                q,
-                raw_samples=raw_samples,
-                num_restarts=num_restarts,
-                maxiter=maxiter,
-                generator=generator,
-            )
+            budget = {"raw_samples": raw_samples, "num_restarts": num_restarts, "maxiter": maxiter}
+            parts = []
+            if exploit is not None:
+                parts.append(optimize_sequential(exploit, space, 1, generator=generator, **budget))
+                _add_pending(acq, parts[0])
+            if q > len(parts):
+                parts.append(optimize_sequential(acq, space, q - len(parts), generator=generator, **budget))
+            X_new = torch.cat(parts)
             info["acquisition_seconds"] = time.perf_counter() - t0
+            info["exploitation"] = int(exploit is not None)
         return space.decode(X_new.numpy())
+
+    def _exploitation(
+        self, model: Model, data: TrainingData, seed: int, q: int, n_chosen: int
+    ) -> AcquisitionFunction | None:
+        """The exploitation acquisition if one of this batch's trials is an exploitation slot, else None.
+
+        Model-based trial m (counted from `n_initial`) is one when m mod k = k − 1 (`exploit_every` = k).
+        Not while designs are pending in a continuous space: the model's best guess has not moved since
+        the last exploitation pick, which may be among them (a pool offers only unobserved, non-pending rows).
+        """
+        k = self.exploit_every
+        if not k or self.goals.multi or (self._pool is None and data.X_pending is not None):
+            return None
+        first = len(self.ledger) + n_chosen - self.n_initial
+        if not any((first + i) % k == k - 1 for i in range(q) if first + i >= 0):
+            return None
+        floor = float(data.targets[data.outputs[0].key].min())
+        return build_exploitation(
+            model, self.goals, data.outputs, data.X, floor, mc_samples=self.settings.mc_samples, seed=seed + 1
+        )
 
     # -- checkpoint ----------------------------------------------------------------------------------
 
@@ -351,12 +380,23 @@ class BayesianAgent(LedgerAgent):
         chosen = self.settings.input_warping
         return self.space.input_warping_default if chosen is None else chosen
 
+    @property
+    def exploit_every(self) -> int:
+        """Every k-th model-based trial exploits (0: never): the settings' choice, else the agent's default."""
+        chosen = self.settings.exploit_every
+        if chosen is not None:
+            return chosen
+        return POOL_EXPLOIT_EVERY if self._pool is not None else 0
+
     @classmethod
     def restore(cls, state: dict[str, Any]) -> Self:
         settings = state.get("config", {}).get("settings")
-        if isinstance(settings, Mapping) and "input_warping" not in settings:
-            # a checkpoint from before input warping resumes with the model it was running
-            state = {**state, "config": {**state["config"], "settings": {**settings, "input_warping": False}}}
+        if isinstance(settings, Mapping):
+            # a checkpoint from before an option resumes with the model and acquisition it was running
+            older = {"input_warping": False, "exploit_every": 0}
+            missing = {k: v for k, v in older.items() if k not in settings}
+            if missing:
+                state = {**state, "config": {**state["config"], "settings": {**settings, **missing}}}
         return super().restore(state)
 
     def _extra_state(self) -> dict[str, Any]:
@@ -369,6 +409,12 @@ class BayesianAgent(LedgerAgent):
     def warm_up(self) -> float:
         """Exercise fit and acquisition once on synthetic data over this agent's space; seconds taken."""
         return warm_up(self.space)
+
+
+def _add_pending(acq: AcquisitionFunction, X: torch.Tensor) -> None:
+    """Make `X` (n, d) pending for `acq`, beside what is pending already."""
+    pending = acq.X_pending
+    acq.set_X_pending(torch.cat([pending, X]) if pending is not None else X)
 
 
 def warm_up(space: Space | None = None, *, n_points: int = 10) -> float:

@@ -6,6 +6,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+POOL_EXPLOIT_EVERY = 2
+"""`exploit_every` of an agent choosing among the rows of a pool, unless its settings say otherwise."""
+
 
 @dataclass(frozen=True)
 class AcquisitionSettings:
@@ -26,6 +29,13 @@ class AcquisitionSettings:
     ucb_beta: use qUCB with this β instead of qLogNEI (single objective, no constraints).
     input_warping: the objective and constraint GPs learn a warping of each input (`agents.bayesian.model`);
         None: the space's default (`Space.input_warping_default`: on for recipes, off for boxes and pools).
+    exploit_every: every k-th model-based trial maximises the expected feasible value (the posterior mean
+        weighted by the probability of meeting the constraints) instead of qLogNEI: a greedy step that
+        climbs the model's best guess (`agents.bayesian.acquisition.ExpectedFeasibleValue`). At most one
+        per batch, and none while designs are pending in a continuous space. 0: never. None: the agent's
+        default, `POOL_EXPLOIT_EVERY` in pool mode (it finds the best rows of the Liang pools sooner,
+        docs/benchmarks.md) and never in continuous spaces (no gain on the recipe campaigns).
+        Single-objective mode only.
     """
 
     mc_samples: int = 128
@@ -37,6 +47,7 @@ class AcquisitionSettings:
     pool_batch: int = 512
     ucb_beta: float | None = None
     input_warping: bool | None = None
+    exploit_every: int | None = None
 
     def __post_init__(self) -> None:
         beta = self.ucb_beta
@@ -47,6 +58,11 @@ class AcquisitionSettings:
             raise ValueError(f"AcquisitionSettings.input_warping must be true, false or None, got {warp!r}")
         for f in fields(self):
             if f.name in ("ucb_beta", "input_warping"):
+                continue
+            if f.name == "exploit_every":
+                k = self.exploit_every
+                if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
+                    raise ValueError(f"AcquisitionSettings.exploit_every must be None or an integer ≥ 0, got {k!r}")
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

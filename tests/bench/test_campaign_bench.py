@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import subprocess
 import sys
@@ -86,3 +87,23 @@ def test_saved_runs_merge_per_world_and_refuse_different_seeds(bench: ModuleType
     assert merged["worlds"]["default"]["agents"]["bayes"]["af_90_vs_random"] == 5.0
     with pytest.raises(SystemExit):
         bench.merge([summary("bayes", bayes), summary("random", random, seeds=3)])
+
+
+def test_seeds_run_in_parallel_give_the_serial_results_in_seed_order(bench: ModuleType) -> None:
+    from rich.progress import Progress
+
+    args = argparse.Namespace(
+        optimum_maxiter=2, seed_list=[0, 1, 2], baseline_budget=600, budget=20, jobs=2, bayes_settings=None
+    )
+    with Progress(disable=True) as progress:
+        out = bench.run_world("default", args, ["sobol"], progress)
+    serial = [bench.one_campaign("sobol", "default", seed, 600) for seed in args.seed_list]
+    per_seed = out["agents"]["sobol"]["per_seed"]
+    assert per_seed["incumbent_at_20"] == [round(c.incumbent_true_t[19] / out["optimum_t"], 4) for c in serial]
+    assert per_seed["reach_90"] == [c.reached(0.9 * out["optimum_t"]) for c in serial]
+    assert len(set(per_seed["incumbent_at_20"])) == 3  # the seeds differ, so the order is checked
+
+
+def test_bayes_settings_reach_the_agent(bench: ModuleType) -> None:
+    assert bench.make_agent("bayes", 0, {"exploit_every": 3}).settings.exploit_every == 3
+    assert bench.make_agent("bayes", 0).settings.exploit_every is None
