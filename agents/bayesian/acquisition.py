@@ -68,6 +68,11 @@ def make_sampler(model: Model, n_features: int, mc_samples: int, seed: int) -> M
     return SobolQMCNormalSampler(shape, seed=seed)
 
 
+def first_output_objective() -> GenericMCObjective:
+    """The MC objective that reads output 0 (the signed first objective) of the surrogate's samples."""
+    return GenericMCObjective(lambda Z, X=None: Z[..., 0])
+
+
 def reference_point(goals: Goals, Y_feasible: torch.Tensor, given: Mapping[str, float] | None) -> torch.Tensor:
     """Hypervolume reference in the signed (maximised) objective space.
 
@@ -101,7 +106,7 @@ def build_acquisition(
     constraints = constraint_callables(goals, outputs) or None
     sampler = make_sampler(model, X_baseline.shape[-1], mc_samples, seed)
     pending = X_pending if X_pending is not None and len(X_pending) else None
-    first_output = GenericMCObjective(lambda Z, X=None: Z[..., 0])
+    first_output = first_output_objective()
     if ucb_beta is not None and not goals.multi and constraints is None:
         return qUpperConfidenceBound(model, beta=ucb_beta, sampler=sampler, objective=first_output, X_pending=pending)
     if not goals.multi:
@@ -140,7 +145,7 @@ class ExpectedFeasibleValue(MCAcquisitionFunction):
         floor: float,
         eta: float = 1e-3,
     ) -> None:
-        super().__init__(model=model, sampler=sampler, objective=GenericMCObjective(lambda Z, X=None: Z[..., 0]))
+        super().__init__(model=model, sampler=sampler, objective=first_output_objective())
         self.constraint_fns = constraints
         self.floor = floor
         self.eta = eta

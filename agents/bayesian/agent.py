@@ -386,7 +386,7 @@ class BayesianAgent(LedgerAgent):
         chosen = self.settings.exploit_every
         if chosen is not None:
             return chosen
-        return POOL_EXPLOIT_EVERY if self._pool is not None else 0
+        return POOL_EXPLOIT_EVERY if self._pool is not None and self.settings.ucb_beta is None else 0
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> Self:

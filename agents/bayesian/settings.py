@@ -33,7 +33,7 @@ class AcquisitionSettings:
         weighted by the probability of meeting the constraints) instead of qLogNEI: a greedy step that
         climbs the model's best guess (`agents.bayesian.acquisition.ExpectedFeasibleValue`). At most one
         per batch, and none while designs are pending in a continuous space. 0: never. None: the agent's
-        default, `POOL_EXPLOIT_EVERY` in pool mode (it finds the best rows of the Liang pools sooner,
+        default, `POOL_EXPLOIT_EVERY` in pool mode with qLogNEI (it finds the best rows of the Liang pools sooner,
         docs/benchmarks.md) and never in continuous spaces (no gain on the recipe campaigns).
         Single-objective mode only.
     """
