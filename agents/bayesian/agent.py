@@ -7,7 +7,9 @@ Proposal of a batch of n:
    than two successful observations exist.
 2. Otherwise GPs are fitted to the successful observations (`agents.bayesian.model`) and the rest of the
    batch maximises the acquisition (`agents.bayesian.acquisition`) greedily, each pick becoming pending
-   for the next (`agents.bayesian.optimize`); every pending trial of the ledger is pending too.
+   for the next (`agents.bayesian.optimize`); every pending trial of the ledger is pending too. Every
+   k-th model-based trial (`AcquisitionSettings.exploit_every`; by default every 2nd in pool mode) is
+   instead the maximiser of the expected feasible value, a greedy step on the model's best guess.
 
 **Failed experiments are modelled, not dropped.** Once a trial has failed, a GP is fitted to the success
 indicator s (1 for each successful design, 0 for each failed one) over all observed designs, and the
