@@ -59,6 +59,8 @@ WORLDS = {"default": None, "volatile-k": ROOT / "examples/worlds/volatile-k.toml
 LEVELS = (0.70, 0.80, 0.90, 0.95)
 MIN_TC_K = 30.0
 BASELINE_CHUNK = 512
+LONG_RUN_AGENTS = ("sobol", "random")
+"""Baselines that run `--baseline-budget` experiments, proposed in chunks of `BASELINE_CHUNK`."""
 
 
 @dataclass
@@ -80,10 +82,9 @@ def make_agent(kind: str, seed: int, bayes_settings: dict[str, Any] | None = Non
     `bayes_settings`: `AcquisitionSettings` fields for the Bayesian agent (ablations), else its defaults.
     """
     space = RecipeSpace()
-    if kind == "bayes" and bayes_settings:
-        return AGENTS[kind](space, seed=seed, settings=bayes_settings)
     if kind in AGENTS:
-        return AGENTS[kind](space, seed=seed)
+        options = {"settings": bayes_settings} if kind == "bayes" and bayes_settings else {}
+        return AGENTS[kind](space, seed=seed, **options)
     if kind == "ax":
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from ax_client_agent import AxClientAgent
@@ -140,7 +141,7 @@ def one_campaign(
     kind: str, world_name: str, seed: int, budget: int, bayes_settings: dict[str, Any] | None = None
 ) -> Campaign:
     """One seed's campaign of agent `kind` on the named world (a worker's job)."""
-    batch = BASELINE_CHUNK if kind in ("sobol", "random") else 1
+    batch = BASELINE_CHUNK if kind in LONG_RUN_AGENTS else 1
     agent = make_agent(kind, seed, bayes_settings)
     return run_campaign(agent, load_named_world(world_name), budget, seed, batch)
 
@@ -154,7 +155,7 @@ def run_world(name: str, args: argparse.Namespace, agents: list[str], progress: 
     # fork: workers inherit the parent's imports (and anything an ablation script patched into them)
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
         for kind in agents:
-            budget = args.baseline_budget if kind in ("sobol", "random") else args.budget
+            budget = args.baseline_budget if kind in LONG_RUN_AGENTS else args.budget
             progress.update(task, description=f"{name}: {kind}", total=len(args.seed_list), completed=0)
             futures = [
                 pool.submit(one_campaign, kind, name, seed, budget, args.bayes_settings) for seed in args.seed_list

@@ -211,7 +211,7 @@ class Specimen:
         pores = np.zeros(shape, dtype=bool)
         lo = np.asarray(origin_nm, dtype=float)
         hi = lo + np.array([shape[1], shape[0]]) * pixel_nm
-        centres, radii = _pore_images(self.pore_centres_nm, self.pore_radii_nm, self.extent_nm, lo, hi)
+        centres, radii = _disc_images(self.pore_centres_nm, self.pore_radii_nm, self.extent_nm, lo, hi)
         paint_discs(pores, (centres - lo) / pixel_nm, radii / pixel_nm)
 
         phase_id = self.grain_phase_ids[ids]
@@ -222,7 +222,7 @@ class Specimen:
         label[dist < half_width] = 1
         if len(self.oxide_radii_nm):
             pockets = np.zeros(shape, dtype=bool)
-            centres, radii = _pore_images(self.oxide_centres_nm, self.oxide_radii_nm, self.extent_nm, lo, hi)
+            centres, radii = _disc_images(self.oxide_centres_nm, self.oxide_radii_nm, self.extent_nm, lo, hi)
             paint_discs(pockets, (centres - lo) / pixel_nm, radii / pixel_nm)
             phase_id[pockets] = ALL_PHASES.index(OXIDE_POCKET_PHASE)
             label[pockets] = 3
@@ -403,10 +403,10 @@ def _oxide_pockets(
     return vertex % extent, np.sqrt(areas / np.pi)
 
 
-def _pore_images(
+def _disc_images(
     centres: np.ndarray, radii: np.ndarray, extent: float, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The periodic copies of the pore discs that touch the window [lo, hi) (x, y in nm)."""
+    """The periodic copies of the discs (pores, oxide pockets) that touch the window [lo, hi) (x, y in nm)."""
     reach = float(radii.max(initial=0.0))
     out_c, out_r = [np.zeros((0, 2))], [np.zeros(0)]
     for sx in np.arange(np.floor((lo[0] - reach) / extent) - 1, np.ceil((hi[0] + reach) / extent) + 1):

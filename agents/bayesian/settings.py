@@ -56,13 +56,11 @@ class AcquisitionSettings:
         warp = self.input_warping
         if warp is not None and not isinstance(warp, bool):
             raise ValueError(f"AcquisitionSettings.input_warping must be true, false or None, got {warp!r}")
+        k = self.exploit_every
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
+            raise ValueError(f"AcquisitionSettings.exploit_every must be None or an integer ≥ 0, got {k!r}")
         for f in fields(self):
-            if f.name in ("ucb_beta", "input_warping"):
-                continue
-            if f.name == "exploit_every":
-                k = self.exploit_every
-                if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
-                    raise ValueError(f"AcquisitionSettings.exploit_every must be None or an integer ≥ 0, got {k!r}")
+            if f.name in ("ucb_beta", "input_warping", "exploit_every"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
