@@ -349,8 +349,10 @@ def test_documents_reach_a_plain_remote_dispatcher(service: Service) -> None:
                 wait_for(lambda: op.get("/api/status").json()["manager_state"] == "idle", 120, "the sample")
                 if any(n == "stop" for n, _ in receiver.docs):
                     break
-            starts = [d for n, d in receiver.docs if n == "start"]
-            assert starts and all(d["campaign_id"] == "stream" for d in starts)
+            # Analysis runs of earlier tests' samples (a late orientation map, a gap the filler reports) may
+            # still arrive: they carry their own source's campaign. Every source run heard here is this test's.
+            starts = [d for n, d in receiver.docs if n == "start" and "parent_uid" not in d]
+            assert starts and all(d["campaign_id"] == "stream" for d in starts), [d.get("campaign_id") for d in starts]
             stages = {d["stage"] for d in starts}
             assert {"survey_image", "measure_properties"} <= stages, stages
             assert any(n == "resource" for n, _ in receiver.docs)  # images travel as references, not pixels
