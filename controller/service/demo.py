@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,10 @@ from rich.console import Console
 
 from controller.campaign.commands import print_step, readable
 from controller.campaign.runner import StepOutcome
+from controller.service.ports import free_loopback_port
 
 MIN_TC_K = 30.0
 """The campaign's default Tc constraint (CampaignConfig.min_tc_k): only such samples count as best."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -59,7 +53,7 @@ def start_service(data_dir: Path, timeout_s: float = 180.0) -> RunningService:
     grainloop = str(Path(sys.executable).with_name("grainloop"))
     env = {**os.environ, "GRAINLOOP_DATA_DIR": str(data_dir)}
     for name in ("API", "WORKER", "TILED", "ZMQ_IN", "ZMQ_OUT"):
-        env[f"GRAINLOOP_{name}_PORT"] = str(_free_port())
+        env[f"GRAINLOOP_{name}_PORT"] = str(free_loopback_port())
     key = subprocess.run(
         [grainloop, "keys", "create", "--role", "operator", "--name", "demo-operator"],
         env=env,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from controller.manager.manager import Manager
 from controller.manager.queue import MemoryQueueStore, PlanQueue
 from controller.manager.safety import PowerRelays
 from controller.manager.watchdog import WorkerSupervisor
+from controller.service.ports import free_loopback_port
 from controller.worker.plans import PlanItemError
 from controller.worker.process import build_worker
 from simulators.world import World
@@ -36,9 +36,8 @@ RECIPE = {
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port outside the ephemeral range (`controller.service.ports`)."""
+    return free_loopback_port()
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

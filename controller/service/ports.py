@@ -1,0 +1,46 @@
+"""Free loopback ports for services that start their own listeners (the demo, the tests).
+
+A port the kernel hands out for `bind(0)` comes from the ephemeral range, from which it also picks the
+local port of every outgoing connection: between choosing such a port and a child process binding it,
+any connection the service itself opens (to Tiled, PostgreSQL, the worker) may take it, and the child
+then fails with "Address already in use" however often it is restarted. Ports are therefore drawn
+below that range, where only explicit binds compete, and never twice in one process.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 20_000
+DEFAULT_EPHEMERAL_LOW = 32_768
+_handed_out: set[int] = set()
+
+
+def ephemeral_low() -> int:
+    """The lowest port of the kernel's ephemeral range (32768 where it cannot be read)."""
+    try:
+        return int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return DEFAULT_EPHEMERAL_LOW
+
+
+def free_loopback_port(attempts: int = 200) -> int:
+    """A port on 127.0.0.1 that is free now, below the ephemeral range, not handed out before here."""
+    high = ephemeral_low()
+    if high - LOWEST_PORT < 100:
+        raise RuntimeError(f"no port range below the ephemeral range (it starts at {high})")
+    for _ in range(attempts):
+        port = random.randrange(LOWEST_PORT, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {LOWEST_PORT}–{high} after {attempts} attempts")
