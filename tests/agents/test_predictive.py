@@ -9,11 +9,13 @@ from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models import ModelListGP, SingleTaskGP
 from botorch.models.model import ModelList
+from botorch.models.transforms import Normalize, Standardize
+from botorch.models.transforms.input import ChainedInputTransform, InputStandardize, InputTransform, Warp
 from botorch.sampling import SobolQMCNormalSampler
-from gpytorch.kernels import MaternKernel
+from gpytorch.kernels import MaternKernel, RBFKernel
 
 from agents.bayesian.model import FEASIBILITY, AppendModelFeatures, HyperparameterStore, Output, build_surrogate
-from agents.bayesian.predictive import CachedPredictive, IndependentOutputsPosterior, cached_predictive
+from agents.bayesian.predictive import CachedPredictive, IndependentOutputsPosterior, _CachedGP, cached_predictive
 from agents.space import RecipeSpace
 from tests.agents.conftest import toy_trapped_field_t
 
@@ -55,6 +57,102 @@ def test_posterior_mean_covariance_and_gradient_match_the_gpytorch_model() -> No
         (g_slow,) = torch.autograd.grad(slow.mean.sum() + slow.variance.sum(), X_slow)
         (g_fast,) = torch.autograd.grad(quick.mean[..., i].sum() + quick.variance[..., i].sum(), X_fast)
         assert torch.allclose(g_fast, g_slow, atol=1e-8)
+
+
+def gp_features(gp: _CachedGP, X: torch.Tensor) -> torch.Tensor | None:
+    return gp.features(X) if gp.features is not None else None
+
+
+def predictions(gp: _CachedGP, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean, covariance and the gradient in X of a random linear functional of both."""
+    X = X.clone().requires_grad_(True)
+    mean, covariance = gp.predict(gp.transform(X, gp_features(gp, X)))
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.randn(mean.shape, generator=generator, dtype=X.dtype)
+    weights_cov = torch.randn(covariance.shape, generator=generator, dtype=X.dtype)
+    (grad,) = torch.autograd.grad((weights * mean).sum() + (weights_cov * covariance).sum(), X)
+    return mean.detach(), covariance.detach(), grad
+
+
+def test_the_agents_gps_take_the_plain_path_and_match_their_modules() -> None:
+    model = surrogate(n=60)
+    kinds = [[type(step).__name__ for step in _CachedGP(gp).steps] for gp in model.models]
+    assert kinds == [["Normalize", "Warp"], ["Normalize", "Warp"], ["Normalize"]]  # the feasibility GP: plain
+    for gp in model.models:
+        fast, slow = _CachedGP(gp), _CachedGP(gp, fast=False)
+        assert fast.fast and not slow.fast
+        # a baseline of many points too (cdist switches algorithm above 25)
+        for X in (
+            points(5, seed=1, batch=(3,)),
+            points(3, seed=2, batch=(2, 2)),
+            points(1, seed=3),
+            points(40, seed=5),
+        ):
+            for a, b in zip(predictions(fast, X), predictions(slow, X), strict=True):
+                assert torch.allclose(a, b, atol=1e-9, rtol=1e-9)
+        with torch.no_grad():  # the raw-sample evaluation: a large batch without gradient
+            X = points(4, seed=4, batch=(64,))
+            features = gp_features(fast, X)
+            quick, reference = fast.predict(fast.transform(X, features)), slow.predict(slow.transform(X, features))
+            for a, b in zip(quick, reference, strict=True):
+                assert torch.allclose(a, b, atol=1e-9, rtol=1e-9)
+
+
+def toy_gp(transform: InputTransform, kernel: RBFKernel | None = None) -> SingleTaskGP:
+    """An unfitted GP on 3 inputs with distinct lengthscales (and warping concentrations, if any)."""
+    torch.manual_seed(0)
+    X = torch.rand(15, 3, dtype=torch.float64) * torch.tensor([2.0, 1.0, 4.0], dtype=torch.float64)
+    y = X.sin().sum(-1, keepdim=True)
+    gp = SingleTaskGP(X, y, covar_module=kernel, input_transform=transform, outcome_transform=Standardize(1))
+    with torch.no_grad():
+        gp.covar_module.lengthscale = torch.tensor([[0.3, 0.7, 1.5]], dtype=torch.float64)
+        for step in transform.values() if isinstance(transform, ChainedInputTransform) else [transform]:
+            if isinstance(step, Warp):
+                step.concentration0.copy_(torch.linspace(0.6, 1.4, len(step.indices)))
+                step.concentration1.copy_(torch.linspace(1.8, 0.7, len(step.indices)))
+    gp.eval()
+    return gp
+
+
+class SquareRootRBF(RBFKernel):
+    """√k of an RBF kernel (an RBF kernel with lengthscales × √2): a kernel the plain path does not know."""
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, **params: object) -> torch.Tensor:
+        return super().forward(x1, x2, **params).sqrt()
+
+
+BOUNDS = torch.tensor([[0.0, -1.0, 0.0], [2.0, 1.0, 4.0]], dtype=torch.float64)
+
+
+@pytest.mark.filterwarnings("ignore::botorch.exceptions.warnings.InputDataWarning")  # the unnormalised toy inputs
+@pytest.mark.parametrize(
+    ("transform", "kernel", "plain"),
+    [
+        (ChainedInputTransform(n=Normalize(3, indices=[0, 2], bounds=BOUNDS), w=Warp(d=3, indices=[1, 2])), None, True),
+        (Normalize(3, bounds=BOUNDS), None, True),
+        (InputStandardize(3), None, False),
+        (
+            ChainedInputTransform(n=Normalize(3, bounds=BOUNDS), w=Warp(d=3, indices=[0, 1, 2], reverse=True)),
+            None,
+            False,
+        ),
+        (Normalize(3, bounds=BOUNDS), SquareRootRBF(ard_num_dims=3), False),
+    ],
+    ids=["normalize-warp-on-indices", "normalize", "standardize", "reverse-warp", "other-rbf-kernel"],
+)
+def test_the_plain_path_is_taken_only_for_what_it_reproduces(
+    transform: InputTransform, kernel: RBFKernel | None, plain: bool
+) -> None:
+    gp = toy_gp(transform, kernel)
+    cached = _CachedGP(gp)
+    assert cached.fast is plain
+    X = torch.rand(2, 4, 3, dtype=torch.float64) * torch.tensor([2.0, 1.0, 4.0], dtype=torch.float64)
+    mean, covariance, _ = predictions(cached, X)
+    posterior = gp.posterior(X)
+    assert torch.allclose(mean, posterior.mean[..., 0], atol=1e-9, rtol=1e-9)
+    assert torch.allclose(covariance, posterior.distribution.covariance_matrix, atol=1e-9)
+    for a, b in zip(predictions(cached, X), predictions(_CachedGP(gp, fast=False), X), strict=True):
+        assert torch.allclose(a, b, atol=1e-9, rtol=1e-9)
 
 
 def test_acquisition_values_are_the_model_lists() -> None:
