@@ -12,7 +12,7 @@ POOL_EXPLOIT_EVERY = 2
 
 @dataclass(frozen=True)
 class AcquisitionSettings:
-    """Budgets of the fit and the acquisition optimisation (`suggest(4)` at 200 observations: 1.5–2 s, docs/agents.md).
+    """Budgets of the fit and the acquisition optimisation (`suggest(4)` at 200 observations: ~1 s, docs/agents.md).
 
     The acquisition optimiser's three budgets are per `suggest` call, shared among the q greedy steps of
     a batch (each step gets ⌈budget / q⌉, with floors): a batch costs about what one recipe does, and a
