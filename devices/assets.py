@@ -18,7 +18,13 @@ from ophyd import Signal
 HDF5_SPEC = "hdf5"
 """Resource spec; bluesky's TiledWriter maps it to application/x-hdf5 with the `dataset` parameter."""
 LOCK_RETRY_WALL_S = 5.0
-"""How long a row write waits for a reader in another process to let go of the file (HDF5 file locks)."""
+"""How long a row write waits for a reader to let go of the file (in another process: HDF5's file lock;
+in this one, an agent's thread holding it open read-only)."""
+
+
+def _held_by_a_reader(exc: OSError) -> bool:
+    """Whether opening a file for writing failed only because a reader has it open (worth a retry)."""
+    return isinstance(exc, BlockingIOError) or "already open for read-only" in str(exc)
 
 
 class ExternalArraySignal(Signal):
@@ -116,8 +122,8 @@ class HDF5RowFile:
                 with h5py.File(self.path, "r+") as fh:
                     fh[self.dataset][row] = frames
                 break
-            except BlockingIOError:  # another process is reading the file: HDF5 holds a lock meanwhile
-                if time.monotonic() > deadline:
+            except OSError as exc:
+                if not _held_by_a_reader(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
         return self.writer._datum(self._bundle, {"row": int(row)})
