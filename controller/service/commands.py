@@ -26,10 +26,19 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
+    from controller.service.ports import ports_in_use
     from controller.service.serve import run_service
 
+    settings = _settings(args)
+    busy = ports_in_use(settings.bind_host, settings.listener_ports)
+    if busy:
+        taken = ", ".join(f"{settings.listener_ports[n]} ({n}, GRAINLOOP_{n.upper()})" for n in busy)
+        raise ServiceInputError(
+            f"port(s) already in use on {settings.bind_host}: {taken}; is another grainloop serve running? "
+            "choose free ports in the settings file or the environment"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run_service(_settings(args))
+    run_service(settings)
     return 0
 
 

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = int
@@ -55,6 +55,23 @@ class ServiceSettings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown agent(s) {', '.join(unknown)}; known: segmentation, orientation")
         return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> ServiceSettings:
+        seen: dict[int, str] = {}
+        for name, port in self.listener_ports.items():
+            if port in seen:
+                raise ValueError(f"{seen[port]} and {name} are both {port}: every listener needs its own port")
+            seen[port] = name
+        return self
+
+    @property
+    def listener_ports(self) -> dict[str, int]:
+        """The ports the service listens on, by setting name (no embedded Tiled with `tiled_uri`)."""
+        names = ["api_port", "worker_port", "zmq_in_port", "zmq_out_port"]
+        if not self.tiled_uri:
+            names.insert(1, "tiled_port")
+        return {name: int(getattr(self, name)) for name in names}
 
     @property
     def resolved_state_url(self) -> str:

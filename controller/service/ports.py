@@ -1,16 +1,20 @@
-"""Free loopback ports for services that start their own listeners (the demo, the tests).
+"""Ports for the service's listeners: free loopback ports for the demo and the tests, and a check before `serve`.
 
 A port the kernel hands out for `bind(0)` comes from the ephemeral range, from which it also picks the
 local port of every outgoing connection: between choosing such a port and a child process binding it,
 any connection the service itself opens (to Tiled, PostgreSQL, the worker) may take it, and the child
 then fails with "Address already in use" however often it is restarted. Ports are therefore drawn
 below that range, where only explicit binds compete, and never twice in one process.
+
+`grainloop serve` checks its own ports first (`ports_in_use`): a port already taken would otherwise
+show only as a worker restarted every few seconds, its log saying "Address already in use".
 """
 
 from __future__ import annotations
 
 import random
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -44,3 +48,16 @@ def free_loopback_port(attempts: int = 200) -> int:
         _handed_out.add(port)
         return port
     raise RuntimeError(f"no free loopback port in {LOWEST_PORT}–{high} after {attempts} attempts")
+
+
+def ports_in_use(host: str, ports: Mapping[str, int]) -> list[str]:
+    """The names of `ports` that cannot be bound on `host` now (address reuse on, as the servers set it)."""
+    busy = []
+    for name, port in ports.items():
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                busy.append(name)
+    return busy

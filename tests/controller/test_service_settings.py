@@ -39,6 +39,7 @@ def test_environment_beats_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ("colour = 'blue'\n", "invalid setting colour in .*: Extra inputs are not permitted"),
         ("api_port = \n", "not valid TOML"),
         ("agents = ['tarot']\n", "unknown agent"),
+        ("api_port = 9000\nworker_port = 9000\n", "api_port and worker_port are both 9000"),
     ],
 )
 def test_bad_settings_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str) -> None:
