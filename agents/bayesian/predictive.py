@@ -240,7 +240,11 @@ class _CachedGP:
             self.y_mean = outcome.means.detach().reshape(())
             self.y_std = outcome.stdvs.detach().reshape(())
         self.plain = self._plain(gp) if fast else None
-        self.fast = self.plain is not None
+
+    @property
+    def fast(self) -> bool:
+        """Whether this GP is predicted on the plain-tensor path."""
+        return self.plain is not None
 
     def _plain(self, gp: SingleTaskGP) -> list[_Affine | _Kumaraswamy] | None:
         """The plain-tensor path's constants, or None if this GP needs its own modules."""

@@ -30,9 +30,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from controller.service.serve import run_service
 
     settings = _settings(args)
-    busy = ports_in_use(settings.bind_host, settings.listener_ports)
+    ports = settings.listener_ports
+    busy = ports_in_use(settings.bind_host, ports)
     if busy:
-        taken = ", ".join(f"{settings.listener_ports[n]} ({n}, GRAINLOOP_{n.upper()})" for n in busy)
+        taken = ", ".join(f"{ports[n]} ({n}, GRAINLOOP_{n.upper()})" for n in busy)
         raise ServiceInputError(
             f"port(s) already in use on {settings.bind_host}: {taken}; is another grainloop serve running? "
             "choose free ports in the settings file or the environment"

@@ -40,11 +40,8 @@ def free_loopback_port(attempts: int = 200) -> int:
         port = random.randrange(LOWEST_PORT, high)
         if port in _handed_out:
             continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if not _can_bind("127.0.0.1", port, reuse_address=False):
+            continue
         _handed_out.add(port)
         return port
     raise RuntimeError(f"no free loopback port in {LOWEST_PORT}–{high} after {attempts} attempts")
@@ -52,12 +49,16 @@ def free_loopback_port(attempts: int = 200) -> int:
 
 def ports_in_use(host: str, ports: Mapping[str, int]) -> list[str]:
     """The names of `ports` that cannot be bound on `host` now (address reuse on, as the servers set it)."""
-    busy = []
-    for name, port in ports.items():
-        with socket.socket() as s:
+    return [name for name, port in ports.items() if not _can_bind(host, port, reuse_address=True)]
+
+
+def _can_bind(host: str, port: int, *, reuse_address: bool) -> bool:
+    """Whether a TCP socket can bind (host, port) now; the socket is closed again at once."""
+    with socket.socket() as s:
+        if reuse_address:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((host, port))
-            except OSError:
-                busy.append(name)
-    return busy
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
