@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # the datasets module pulls in the simulator; inference must 
 from agents.segmentation.metrics import BOUNDARY_CLASS, boundary_f1, boundary_hits
 from agents.segmentation.unet import UNet, predict_logits
 
-THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(9))
-"""Candidate τ: 0.20 … 0.60."""
+THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))
+"""Candidate τ: 0.20 … 0.80."""
 
 
 def classes_with_threshold(logits: torch.Tensor, threshold: float | None) -> torch.Tensor:

@@ -190,9 +190,16 @@ class CropSampler:
         augment: bool = True,
         intensity_channels: int | None = None,
         dose_channels: tuple[int, ...] = (),
+        focus_class: int | None = None,
+        focus_share: float = 0.0,
+        max_noise_sigma: float = 0.08,
     ) -> None:
         """`intensity_channels`: how many leading channels are percentile-scaled intensities (default all);
-        `dose_channels`: channels on an absolute (dose-normalised) scale, which get only a small common gain."""
+        `dose_channels`: channels on an absolute (dose-normalised) scale, which get only a small common gain;
+        `focus_share` of the crops contain a random pixel of `focus_class` (where the image has one);
+        `max_noise_sigma`: the added Gaussian noise's σ is drawn uniformly up to this."""
+        if not 0.0 <= focus_share <= 1.0:
+            raise ValueError(f"focus_share must lie in [0, 1], got {focus_share}")
         if not samples:
             raise ValueError("no training samples")
         self.samples = list(samples)
@@ -204,11 +211,24 @@ class CropSampler:
         # larger images are drawn more often, so every pixel is about equally likely
         areas = np.array([s.mask.size for s in self.samples], dtype=np.float64)
         self.weights = areas / areas.sum()
+        self.max_noise_sigma = max_noise_sigma
+        self.focus_share = focus_share if focus_class is not None else 0.0
+        self.focus_pixels = [
+            np.flatnonzero(s.mask == focus_class) if self.focus_share else np.empty(0, np.intp) for s in self.samples
+        ]
+        counts = np.array([len(f) for f in self.focus_pixels], dtype=np.float64)
+        self.focus_weights = counts / counts.sum() if counts.sum() else None
 
-    def _crop(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    def _crop(self, sample: Sample, focus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A random crop; with `focus` (flat pixel indices), one that contains a random one of them."""
         image, mask = sample.image, sample.mask
         height, width = mask.shape
         crop = self.crop_px
+        if focus is not None and len(focus) and height >= crop and width >= crop:
+            fy, fx = divmod(int(focus[self.rng.integers(len(focus))]), width)
+            y = int(self.rng.integers(max(0, fy - crop + 1), min(fy, height - crop) + 1))
+            x = int(self.rng.integers(max(0, fx - crop + 1), min(fx, width - crop) + 1))
+            return image[:, y : y + crop, x : x + crop], mask[y : y + crop, x : x + crop]
         if height < crop or width < crop:  # pad small images by reflection up to one crop
             pad = ((0, max(crop - height, 0)), (0, max(crop - width, 0)))
             image = np.pad(image, ((0, 0), *pad), mode="reflect")
@@ -239,15 +259,20 @@ class CropSampler:
         if self.dose_channels:
             # the physical levels are what these channels are for: only the dose's own uncertainty (±3 %)
             image[self.dose_channels] *= np.float32(rng.uniform(0.97, 1.03))
-        noise_sigma = float(rng.uniform(0.0, 0.08))
+        noise_sigma = float(rng.uniform(0.0, self.max_noise_sigma))
         if noise_sigma > 0.01:
             image += rng.normal(0.0, noise_sigma, image.shape).astype(np.float32)
         return image, np.ascontiguousarray(mask)
 
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         images, masks = [], []
-        for index in self.rng.choice(len(self.samples), size=batch_size, p=self.weights):
-            image, mask = self._crop(self.samples[index])
+        for _ in range(batch_size):
+            if self.focus_weights is not None and self.rng.random() < self.focus_share:
+                index = int(self.rng.choice(len(self.samples), p=self.focus_weights))
+                image, mask = self._crop(self.samples[index], self.focus_pixels[index])
+            else:
+                index = int(self.rng.choice(len(self.samples), p=self.weights))
+                image, mask = self._crop(self.samples[index])
             if self.augment:
                 image, mask = self._augment(image, mask)
             images.append(np.ascontiguousarray(image, dtype=np.float32))

@@ -94,6 +94,10 @@ class TrainConfig:
     max_class_weight_ratio: float = 10.0
     boundary_dilation_px: int = 0
     """Widen the grain-boundary class of training masks by this much (`datasets.dilate_boundaries`)."""
+    boundary_crop_share: float = 0.0
+    """Share of the training crops drawn around a random grain-boundary pixel (STEM classes only)."""
+    max_noise_sigma: float = 0.08
+    """Upper end of the augmentation's added Gaussian noise (σ drawn uniformly from 0)."""
     bf16: bool = True
     """Forward pass under bfloat16 autocast (weights, loss and optimiser stay float32) where the CPU has
     native bf16 (AVX512-BF16/AMX); see the module docstring."""
@@ -155,11 +159,15 @@ def evaluate(model: UNet, samples: Sequence[Sample]) -> dict[str, Any]:
     }
 
 
-def initialised_network(init: str | None, in_channels: int, classes: tuple[str, ...]) -> tuple[UNet, dict[str, Any]]:
-    """A fresh UNet, or one whose weights come from model `init` wherever the shapes agree.
+def initialised_network(
+    init: str | None, in_channels: int, classes: tuple[str, ...], seed: int
+) -> tuple[UNet, dict[str, Any]]:
+    """A fresh UNet (weights drawn from `seed`), or one whose weights come from model `init` wherever the
+    shapes agree.
 
     A model with other channels or classes keeps its inner layers; the first and last layers start afresh.
     """
+    torch.manual_seed(seed)
     if init is None:
         return UNet(in_channels, len(classes)), {}
     path = resolve_model_path(init)
@@ -203,11 +211,13 @@ def train(
     progress: Any | None = None,
     intensity_channels: int | None = None,
     dose_channels: tuple[int, ...] = (),
+    focus_class: int | None = None,
 ) -> tuple[UNet, dict[str, Any]]:
     """Train `model` in place; return the best-validation copy and the training history.
 
     `intensity_channels`: leading input channels that are percentile-scaled intensities; `dose_channels`:
-    channels on an absolute scale (see `CropSampler`).
+    channels on an absolute scale (see `CropSampler`); `focus_class`: the class that
+    `config.boundary_crop_share` of the crops are drawn around.
     """
     torch.manual_seed(seed)
     frequencies = class_frequencies(train_samples, model.n_classes)
@@ -216,7 +226,14 @@ def train(
     smallest_px = min(min(s.mask.shape) for s in train_samples)
     crop_px = max(model.size_multiple, min(config.crop_px, smallest_px) // model.size_multiple * model.size_multiple)
     sampler = CropSampler(
-        train_samples, crop_px, seed, intensity_channels=intensity_channels, dose_channels=dose_channels
+        train_samples,
+        crop_px,
+        seed,
+        intensity_channels=intensity_channels,
+        dose_channels=dose_channels,
+        focus_class=focus_class,
+        focus_share=config.boundary_crop_share,
+        max_noise_sigma=config.max_noise_sigma,
     )
     autocast = bf16_autocast() if config.bf16 else contextlib.nullcontext
     model.to(memory_format=torch.channels_last)
@@ -350,13 +367,22 @@ def _run_train(args: argparse.Namespace, threads: int) -> int:
             in_channels = train_samples[0].image.shape[0]
             if any(s.image.shape[0] != in_channels for s in val_samples):
                 raise ImageError("validation images have a different channel count from the training images")
-            model, init_info = initialised_network(args.init, in_channels, classes)
+            model, init_info = initialised_network(args.init, in_channels, classes, int(args.seed))
             intensity_channels = image_channels_for(normalisation, in_channels)
             if config.boundary_dilation_px and classes == STEM_CLASSES:
                 train_samples = dilate_boundaries(train_samples, 1, config.boundary_dilation_px)
             dose_channels = dose_channel_indices(normalisation, intensity_channels)
+            focus_class = 1 if classes == STEM_CLASSES else None  # the grain boundary
             model, result = train(
-                train_samples, val_samples, model, config, int(args.seed), progress, intensity_channels, dose_channels
+                train_samples,
+                val_samples,
+                model,
+                config,
+                int(args.seed),
+                progress,
+                intensity_channels,
+                dose_channels,
+                focus_class,
             )
     except (ImageError, ModelError) as exc:
         print(f"grainloop: error: {exc}", file=sys.stderr)

@@ -85,6 +85,34 @@ def test_crops_are_seeded_and_augmented() -> None:
     assert first[0].shape == (4, 1, 32, 32) and first[1].dtype == torch.int64
 
 
+def test_focus_crops_contain_the_focus_class_and_others_need_not() -> None:
+    rng = np.random.default_rng(0)
+    mask = np.zeros((100, 120), np.uint8)
+    mask[90, 5] = mask[3, 110] = 1  # two boundary pixels, near opposite corners
+    samples = [
+        Sample(rng.random((2, 100, 120), dtype=np.float32), mask, "sparse"),
+        Sample(rng.random((2, 100, 120), dtype=np.float32), np.zeros_like(mask), "none"),
+    ]
+    _, focused = CropSampler(samples, 32, seed=1, focus_class=1, focus_share=1.0).batch(64)
+    _, plain = CropSampler(samples, 32, seed=1).batch(64)
+    assert bool((focused == 1).flatten(1).any(1).all())
+    assert (plain == 1).flatten(1).any(1).float().mean() < 0.2
+    with pytest.raises(ValueError, match="focus_share"):
+        CropSampler(samples, 32, seed=1, focus_class=1, focus_share=1.5)
+
+
+def test_added_noise_is_bounded_by_max_noise_sigma() -> None:
+    flat = [Sample(np.full((1, 64, 64), 0.5, np.float32), np.zeros((64, 64), np.uint8), "flat")]
+
+    def pixel_spread(max_noise_sigma: float) -> float:
+        sampler = CropSampler(flat, 32, seed=3, max_noise_sigma=max_noise_sigma)
+        images, _ = sampler.batch(32)
+        return float(images.flatten(1).std(1).max())  # gain, gamma and offset leave a flat crop flat
+
+    assert pixel_spread(0.0) == 0.0
+    assert 0.1 < pixel_spread(0.25) < 0.3
+
+
 def test_class_weights_favour_rare_classes_within_the_cap() -> None:
     weights = class_weights(np.array([0.81, 0.01, 0.18, 0.0]), max_ratio=10.0).numpy()
     assert weights[1] / weights[0] == pytest.approx(9.0)  # (0.81 / 0.01) ** 0.5
@@ -116,17 +144,22 @@ def test_a_tiny_run_learns_disks() -> None:
     assert result["best"]["miou"] > 0.7
 
 
-def test_fine_tune_changes_channels_and_classes(tmp_path: Path, tiny_model_path: Path, capsys) -> None:
+def disk_folders(root: Path) -> list[str]:
+    """Three RGB disk images and their NASA-style colour masks under `root`; the CLI's folder arguments."""
     rng = np.random.default_rng(1)
     for folder in ("img", "ann"):
-        (tmp_path / folder).mkdir()
+        (root / folder).mkdir()
     for i in range(3):
         image, mask = disks_image(rng)
         mask[(mask == 1) & (rng.random(mask.shape) < 0.1)] = 2  # a few "tertiary" pixels
-        Image.fromarray(image).convert("RGB").save(tmp_path / "img" / f"s{i}.png")
-        tifffile.imwrite(tmp_path / "ann" / f"s{i}_mask.tif", colour_mask(mask))
+        Image.fromarray(image).convert("RGB").save(root / "img" / f"s{i}.png")
+        tifffile.imwrite(root / "ann" / f"s{i}_mask.tif", colour_mask(mask))
+    return ["--images", str(root / "img"), "--masks", str(root / "ann")]
+
+
+def test_fine_tune_changes_channels_and_classes(tmp_path: Path, tiny_model_path: Path, capsys) -> None:
     out = tmp_path / "tuned.pt"
-    argv = ["seg", "train", "--images", str(tmp_path / "img"), "--masks", str(tmp_path / "ann")]
+    argv = ["seg", "train", *disk_folders(tmp_path)]
     argv += ["--init", str(tiny_model_path), "--out", str(out), "--epochs", "2", "--steps-per-epoch", "3", "--json"]
     argv += ["--threads", "1"]
     assert main(argv) == 0
@@ -141,6 +174,21 @@ def test_fine_tune_changes_channels_and_classes(tmp_path: Path, tiny_model_path:
     # the first and last layers change shape (1 grey channel, 3 classes): they start afresh
     assert {"encoders.0.0", "head"} <= set(record["provenance"]["reinitialised_layers"])
     assert load_segmenter(out).predict(np.zeros((1, 40, 40), np.float32)).shape == (40, 40)
+
+
+def test_the_seed_fixes_the_initial_weights_too(tmp_path: Path, capsys) -> None:
+    folders = disk_folders(tmp_path)
+
+    def weights(seed: int, name: str) -> dict[str, torch.Tensor]:
+        out = tmp_path / f"{name}.pt"
+        argv = ["seg", "train", *folders, "--out", str(out), "--epochs", "1", "--steps-per-epoch", "1"]
+        assert main([*argv, "--seed", str(seed), "--threads", "1", "--json"]) == 0
+        return read_model_record(out)["state_dict"]
+
+    first, again, other = weights(3, "first"), weights(3, "again"), weights(4, "other")
+    capsys.readouterr()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
 def test_train_rejects_bad_folders(tmp_path: Path, capsys) -> None:
