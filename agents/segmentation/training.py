@@ -106,7 +106,9 @@ class TrainConfig:
 SIM_TRAIN_FRAMES = 368
 SIM_VAL_FRAMES = 8
 SIM_FRAME_PX = 512
-SIM_DEFAULT = TrainConfig(epochs=36, steps_per_epoch=50, crop_px=192, boundary_dilation_px=1)
+SIM_DEFAULT = TrainConfig(
+    epochs=72, steps_per_epoch=50, crop_px=192, boundary_dilation_px=1, boundary_crop_share=0.5, max_noise_sigma=0.15
+)
 FOLDER_DEFAULT = TrainConfig(epochs=40, steps_per_epoch=20, learning_rate=2e-3)
 
 
