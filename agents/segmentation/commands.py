@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, help="passes over the data (default: per data source)")
     train.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: per data source)")
     train.add_argument("--sim-frames", type=int, help="simulator frames to train on (default 368)")
-    train.add_argument("--threads", type=int, default=2, help="torch threads (default 2: the lab's cores)")
+    train.add_argument("--threads", type=int, help="torch threads (default 1: faster than 2 here)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--json", action="store_true")
     train.set_defaults(func=cmd_train)

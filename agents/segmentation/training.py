@@ -72,9 +72,10 @@ from agents.segmentation.segmenter import NASA_CLASSES, STEM_CLASSES
 from agents.segmentation.sim_data import HELD_OUT_SEED0
 from agents.segmentation.unet import UNet, predict_logits
 
-TRAIN_THREADS = 2
-"""Threads torch uses while training unless `--threads` says otherwise: the lab machine has 2 cores.
-On a machine already loaded by other jobs one thread can be faster (two threads wait on each other)."""
+TRAIN_THREADS = 1
+"""Threads torch uses while training unless `--threads` says otherwise. On the lab's 2 cores one thread
+trained the STEM model faster than two, even on an otherwise idle machine (1115 s against 1411 s for the
+same 72 epochs, 2026-12-07), and faster still when other jobs load the machine."""
 SEED_BLOCK = 100_000
 """Simulator seeds of training seed s are s·SEED_BLOCK + i."""
 EXIT_BAD_INPUT = 2
