@@ -59,7 +59,7 @@ from agents.segmentation.input_features import (
     dose_channel_indices,
     image_channels_for,
 )
-from agents.segmentation.metrics import confusion_matrix, iou_per_class
+from agents.segmentation.metrics import BOUNDARY_CLASS, confusion_matrix, iou_per_class
 from agents.segmentation.models import (
     ModelError,
     model_record,
@@ -373,9 +373,9 @@ def _run_train(args: argparse.Namespace, threads: int) -> int:
             model, init_info = initialised_network(args.init, in_channels, classes, int(args.seed))
             intensity_channels = image_channels_for(normalisation, in_channels)
             if config.boundary_dilation_px and classes == STEM_CLASSES:
-                train_samples = dilate_boundaries(train_samples, 1, config.boundary_dilation_px)
+                train_samples = dilate_boundaries(train_samples, BOUNDARY_CLASS, config.boundary_dilation_px)
             dose_channels = dose_channel_indices(normalisation, intensity_channels)
-            focus_class = 1 if classes == STEM_CLASSES else None  # the grain boundary
+            focus_class = BOUNDARY_CLASS if classes == STEM_CLASSES else None
             model, result = train(
                 train_samples,
                 val_samples,
