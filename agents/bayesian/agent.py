@@ -7,7 +7,8 @@ Proposal of a batch of n:
    than two successful observations exist.
 2. Otherwise GPs are fitted to the successful observations (`agents.bayesian.model`) and the rest of the
    batch maximises the acquisition (`agents.bayesian.acquisition`) greedily, each pick becoming pending
-   for the next (`agents.bayesian.optimize`); every pending trial of the ledger is pending too. Every
+   for the next (`agents.bayesian.optimize`, its raw candidates partly drawn around the best designs
+   observed so far); every pending trial of the ledger is pending too. Every
    k-th model-based trial (`AcquisitionSettings.exploit_every`; by default every 2nd in pool mode) is
    instead the maximiser of the expected feasible value, a greedy step on the model's best guess.
 
@@ -46,6 +47,7 @@ import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.models.model import Model
+from botorch.utils.multi_objective.pareto import is_non_dominated
 
 from agents.base import DEFAULT_CONSTRAINTS, LedgerAgent
 from agents.baselines import SobolStream
@@ -61,6 +63,8 @@ from agents.space_base import Space
 
 log = logging.getLogger(__name__)
 MIN_SUCCESSES = 2
+N_CENTRES = 5
+"""Observed designs around which part of the acquisition's raw candidates are drawn (`_best_designs`)."""
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,13 @@ class BayesianAgent(LedgerAgent):
                 return [self._pool[available[i]] for i in picked]
             generator = torch.Generator().manual_seed(seed)
             raw_samples, num_restarts, maxiter = settings.per_step(q)
-            budget = {"raw_samples": raw_samples, "num_restarts": num_restarts, "maxiter": maxiter}
+            budget = {
+                "raw_samples": raw_samples,
+                "num_restarts": num_restarts,
+                "maxiter": maxiter,
+                "centres": self._best_designs(data),
+                "local_share": settings.local_share,
+            }
             parts = []
             if exploit is not None:
                 parts.append(optimize_sequential(exploit, space, 1, generator=generator, **budget))
@@ -345,6 +355,20 @@ class BayesianAgent(LedgerAgent):
             info["acquisition_seconds"] = time.perf_counter() - t0
             info["exploitation"] = int(exploit is not None)
         return space.decode(X_new.numpy())
+
+    def _best_designs(self, data: TrainingData) -> torch.Tensor:
+        """Up to `N_CENTRES` observed designs to draw raw candidates around, best first: the feasible ones
+        (multi-objective: the feasible non-dominated ones) by the measured first objective, then the rest."""
+        keys = [o.key for o in data.outputs[: len(self.goals.objectives)]]
+        Y = torch.stack([data.targets[k] for k in keys], dim=-1)
+        first = torch.tensor([feasible(self.goals, v) for v in data.values], dtype=torch.bool)
+        if self.goals.multi and first.any():
+            front = torch.zeros_like(first)
+            front[first] = is_non_dominated(Y[first])
+            first = front
+        by_value = torch.argsort(Y[:, 0], descending=True, stable=True)
+        order = torch.cat([by_value[first[by_value]], by_value[~first[by_value]]])
+        return data.X[order[:N_CENTRES]]
 
     def _exploitation(
         self, model: Model, data: TrainingData, seed: int, q: int, n_chosen: int
@@ -395,7 +419,7 @@ class BayesianAgent(LedgerAgent):
         settings = state.get("config", {}).get("settings")
         if isinstance(settings, Mapping):
             # a checkpoint from before an option resumes with the model and acquisition it was running
-            older = {"input_warping": False, "exploit_every": 0}
+            older = {"input_warping": False, "exploit_every": 0, "local_share": 0.0}
             missing = {k: v for k, v in older.items() if k not in settings}
             if missing:
                 state = {**state, "config": {**state["config"], "settings": {**settings, **missing}}}

@@ -1,7 +1,9 @@
 """Maximising the acquisition: sequential greedy batches over the feature cube, or over a pool of rows.
 
-Continuous (and mixed) spaces: for each of the q greedy steps, score `raw_samples` random designs of the
-unit cube (every route in equal shares) in one batched call, start L-BFGS-B from the best raw design of
+Continuous (and mixed) spaces: for each of the q greedy steps, score `raw_samples` raw designs in one
+batched call — a share of them Gaussian perturbations of the best designs observed so far (`centres`,
+σ drawn from `LOCAL_SIGMAS`, clamped to the cube, route kept), the rest uniform over the unit cube (every
+route in equal shares) — start L-BFGS-B from the best raw design of
 each route plus Boltzmann-weighted others (`initialize_q_batch`), holding each start's route one-hot
 fixed (`fixed_features` with a value per start) and inactive coordinates at 0 (`space.project`); the best
 result joins `X_pending` for the next step. This is `optimize_acqf_mixed`'s search, but the routes share
@@ -22,6 +24,18 @@ from botorch.optim.initializers import initialize_q_batch
 
 from agents.bayesian.expected_warnings import expected_warnings
 from agents.space_base import Space
+
+LOCAL_SIGMAS = (0.02, 0.05, 0.1, 0.2)
+"""Standard deviations (feature-cube units) of the raw designs drawn around the best observed designs, one
+drawn per design. Where the acquisition's high ground is a small region near the incumbent (late in a
+campaign, nine dimensions), uniform raw designs seldom land on it and L-BFGS-B from the best of them ends
+on a lower peak: on 20 states of recorded campaigns, 1 024 raw designs half of them local came within 0.1
+of the acquisition value of 16 384 uniform ones in 18, and beat it by 0.5–3.4 (log units) in 4
+(docs/benchmarks.md). Clamping puts designs exactly on the bounds, where several of a recipe's optima lie."""
+
+LOCAL_OTHER_CATEGORY = 0.5
+"""Share of the local raw designs whose category (a recipe's route) is drawn anew, uniformly: the best
+recipe so far, tried on another route."""
 
 LINE_SEARCH_STEPS = 8
 """Evaluations one L-BFGS-B line search may spend (scipy's default is 20). Where the acquisition has a
@@ -48,6 +62,35 @@ def _starts(raw: torch.Tensor, values: torch.Tensor, n: int, cat_columns: tuple[
     return raw[chosen]
 
 
+def raw_designs(
+    space: Space,
+    n: int,
+    generator: torch.Generator,
+    centres: torch.Tensor | None = None,
+    local_share: float = 0.0,
+) -> torch.Tensor:
+    """n designs (n, 1, n_features): ⌊n · local_share⌋ around `centres` (k, n_features), the rest uniform."""
+    U = torch.rand(n, space.unit_dim, generator=generator, dtype=torch.float64)
+    raw = torch.as_tensor(space.unit_to_features(U.numpy()), dtype=torch.float64)
+    n_local = int(n * local_share) if centres is not None and len(centres) else 0
+    if n_local:
+        which = torch.randint(len(centres), (n_local,), generator=generator)
+        sigma = torch.tensor(LOCAL_SIGMAS, dtype=torch.float64)[
+            torch.randint(len(LOCAL_SIGMAS), (n_local,), generator=generator)
+        ]
+        X = centres[which].to(torch.float64).clone()
+        k = X.shape[-1] - len(space.cat_columns)  # the continuous columns; the route's one-hot stays
+        noise = torch.randn(n_local, k, generator=generator, dtype=torch.float64)
+        X[:, :k] = (X[:, :k] + sigma[:, None] * noise).clamp(0.0, 1.0)
+        if space.cat_columns:
+            redraw = torch.rand(n_local, generator=generator, dtype=torch.float64) < LOCAL_OTHER_CATEGORY
+            category = torch.randint(len(space.cat_columns), (n_local,), generator=generator)
+            onehot = torch.nn.functional.one_hot(category, len(space.cat_columns)).to(X)
+            X[redraw, k:] = onehot[redraw]
+        raw[:n_local] = space.project(X)
+    return raw.unsqueeze(1)
+
+
 def optimize_sequential(
     acq: AcquisitionFunction,
     space: Space,
@@ -57,8 +100,13 @@ def optimize_sequential(
     num_restarts: int,
     maxiter: int,
     generator: torch.Generator,
+    centres: torch.Tensor | None = None,
+    local_share: float = 0.0,
 ) -> torch.Tensor:
-    """q designs (q, n_features), chosen greedily; `acq.X_pending` is restored afterwards."""
+    """q designs (q, n_features), chosen greedily; `acq.X_pending` is restored afterwards.
+
+    `centres` (k, n_features): designs around which `local_share` of each step's raw designs are drawn.
+    """
     base_pending = acq.X_pending
     chosen: list[torch.Tensor] = []
 
@@ -67,8 +115,7 @@ def optimize_sequential(
 
     try:
         for _ in range(q):
-            U = torch.rand(raw_samples, space.unit_dim, generator=generator, dtype=torch.float64)
-            raw = torch.as_tensor(space.unit_to_features(U.numpy()), dtype=torch.float64).unsqueeze(1)
+            raw = raw_designs(space, raw_samples, generator, centres, local_share)
             with torch.no_grad():
                 values = acq(raw)
             starts = _starts(raw, values, num_restarts, space.cat_columns)

@@ -20,6 +20,8 @@ class AcquisitionSettings:
 
     mc_samples: quasi-MC samples of the posterior per acquisition evaluation.
     raw_samples: random candidates scored to pick the L-BFGS-B starts (per call; ≥ 64 per step).
+    local_share: the share of them drawn around the best designs observed so far
+        (`agents.bayesian.optimize.raw_designs`); the rest are uniform over the space. 0: all uniform.
     num_restarts: L-BFGS-B starts (per call; ≥ 2 per step; the best raw sample of every route among them).
     maxiter: L-BFGS-B iterations (per call; ≥ 10 per step).
     fit_maxiter: L-BFGS-B iterations of a marginal-likelihood fit from botorch's initial hyperparameters.
@@ -40,6 +42,7 @@ class AcquisitionSettings:
 
     mc_samples: int = 128
     raw_samples: int = 1024
+    local_share: float = 0.5
     num_restarts: int = 10
     maxiter: int = 50
     fit_maxiter: int = 150
@@ -59,8 +62,11 @@ class AcquisitionSettings:
         k = self.exploit_every
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
             raise ValueError(f"AcquisitionSettings.exploit_every must be None or an integer ≥ 0, got {k!r}")
+        share = self.local_share
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
+            raise ValueError(f"AcquisitionSettings.local_share must be a number in [0, 1], got {share!r}")
         for f in fields(self):
-            if f.name in ("ucb_beta", "input_warping", "exploit_every"):
+            if f.name in ("ucb_beta", "input_warping", "exploit_every", "local_share"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
