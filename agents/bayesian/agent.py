@@ -11,6 +11,9 @@ Proposal of a batch of n:
    observed so far); every pending trial of the ledger is pending too. Every
    k-th model-based trial (`AcquisitionSettings.exploit_every`; by default every 2nd in pool mode) is
    instead the maximiser of the expected feasible value, a greedy step on the model's best guess.
+3. Once a campaign has settled on one route (`AcquisitionSettings.route_probe_after` model-based trials in
+   a row on the incumbent's route), the first slot of the batch tries the incumbent's settings on another
+   route not yet tried near them, once per route (`_route_probe`).
 
 **Failed experiments are modelled, not dropped.** Once a trial has failed, a GP is fitted to the success
 indicator s (1 for each successful design, 0 for each failed one) over all observed designs, and the
@@ -65,6 +68,9 @@ log = logging.getLogger(__name__)
 MIN_SUCCESSES = 2
 N_CENTRES = 5
 """Observed designs around which part of the acquisition's raw candidates are drawn (`_best_designs`)."""
+ROUTE_PROBE_DISTANCE = 0.2
+"""A route has been tried near the incumbent when one of its designs lies this close (Euclidean, feature
+cube, continuous axes) to the incumbent's settings on that route (`_route_probe`)."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,7 @@ class BayesianAgent(LedgerAgent):
             self._pool_X = X[keep]
         self._hyper = HyperparameterStore()
         self._sobol = SobolStream(space.unit_dim, self.seed)
+        self._route_probes: dict[str, dict[str, Any]] = {}  # route → the probe's design
         self.last_info: dict[str, Any] = {}
 
     # -- proposal ------------------------------------------------------------------------------------
@@ -199,6 +206,15 @@ class BayesianAgent(LedgerAgent):
         if len(successes) < MIN_SUCCESSES:
             n_fill = n
         designs = self._space_filling(n_fill, chosen=[])
+        if n - len(designs) > 0 and len(successes) >= MIN_SUCCESSES:
+            try:
+                probe = self._route_probe(successes, failures)
+            except Exception as exc:  # a probe is an extra; never let it stop a campaign
+                log.warning("route probe failed (%s: %s); proposing without it", type(exc).__name__, exc)
+                probe = None
+            if probe is not None:
+                designs.append(probe)
+                info["route_probe"] = probe["route"]
         rest = n - len(designs)
         if rest > 0:
             try:
@@ -211,7 +227,7 @@ class BayesianAgent(LedgerAgent):
                 )
                 info["fallback"] = f"{type(exc).__name__}: {exc}"
                 designs += self._space_filling(rest, chosen=designs)
-        info["space_filling"] = len(designs) - info["bayesian"]
+        info["space_filling"] = len(designs) - info["bayesian"] - int("route_probe" in info)
         info["seconds"] = time.perf_counter() - t0
         self.last_info = info
         return designs
@@ -356,6 +372,44 @@ class BayesianAgent(LedgerAgent):
             info["exploitation"] = int(exploit is not None)
         return space.decode(X_new.numpy())
 
+    def _route_probe(self, successes: list[Trial], failures: list[Trial]) -> dict[str, Any] | None:
+        """The incumbent's settings on another route, once per route, when the campaign has settled on one.
+
+        Due when the last `route_probe_after` model-based trials (probes aside) all ran on the incumbent's
+        route and another route, never probed, has no design within `ROUTE_PROBE_DISTANCE` of the
+        incumbent's settings. A route seen only at poor settings is predicted near the mean of all data
+        there, so the acquisition never tries the good recipe on it (docs/benchmarks.md: volatile-k).
+        """
+        k, space = self.settings.route_probe_after, self.space
+        if not k or self._pool is not None or len(space.cat_columns) < 2:
+            return None
+        best = self._best_designs(self._training_data(successes, failures, []))
+        if not len(best):
+            return None
+        incumbent, n_axes = best[0], len(space.axes)
+        trials = [t for t in self.ledger.trials.values() if space.contains(t.params) is None]
+        X = torch.as_tensor(space.encode([t.params for t in trials]), dtype=torch.float64)
+        route = X[:, n_axes:].argmax(dim=-1)
+        own = int(incumbent[n_axes:].argmax())
+        probes = list(self._route_probes.values())
+        settled = [i for i in range(self.n_initial, len(trials)) if trials[i].params not in probes][-k:]
+        if len(settled) < k or any(int(route[i]) != own for i in settled):
+            return None
+        for r, name in enumerate(space.routes):
+            if r == own or name in self._route_probes:
+                continue
+            moved = incumbent.clone()
+            moved[n_axes:] = 0.0
+            moved[n_axes + r] = 1.0
+            moved = space.project(moved)
+            there = X[route == r, :n_axes]
+            if len(there) and float((there - moved[:n_axes]).norm(dim=-1).min()) <= ROUTE_PROBE_DISTANCE:
+                continue
+            design = space.validate(space.decode(moved[None].numpy())[0])
+            self._route_probes[name] = design
+            return design
+        return None
+
     def _best_designs(self, data: TrainingData) -> torch.Tensor:
         """Up to `N_CENTRES` observed designs to draw raw candidates around, best first: the feasible ones
         (multi-objective: the feasible non-dominated ones) by the measured first objective, then the rest."""
@@ -419,18 +473,23 @@ class BayesianAgent(LedgerAgent):
         settings = state.get("config", {}).get("settings")
         if isinstance(settings, Mapping):
             # a checkpoint from before an option resumes with the model and acquisition it was running
-            older = {"input_warping": False, "exploit_every": 0, "local_share": 0.0}
+            older = {"input_warping": False, "exploit_every": 0, "local_share": 0.0, "route_probe_after": 0}
             missing = {k: v for k, v in older.items() if k not in settings}
             if missing:
                 state = {**state, "config": {**state["config"], "settings": {**settings, **missing}}}
         return super().restore(state)
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"sobol": self._sobol.to_state(), "hyperparameters": self._hyper.to_state()}
+        return {
+            "sobol": self._sobol.to_state(),
+            "hyperparameters": self._hyper.to_state(),
+            "route_probes": {k: dict(v) for k, v in self._route_probes.items()},
+        }
 
     def _restore_extra(self, state: Mapping[str, Any]) -> None:
         self._sobol = SobolStream(self.space.unit_dim, state["sobol"]["seed"], state["sobol"]["drawn"])
         self._hyper = HyperparameterStore(state["hyperparameters"])
+        self._route_probes = {k: dict(v) for k, v in state.get("route_probes", {}).items()}
 
     def warm_up(self) -> float:
         """Exercise fit and acquisition once on synthetic data over this agent's space; seconds taken."""
