@@ -2,14 +2,14 @@
 
 Continuous (and mixed) spaces: for each of the q greedy steps, score `raw_samples` raw designs in one
 batched call — a share of them Gaussian perturbations of the best designs observed so far (`centres`,
-σ drawn from `LOCAL_SIGMAS`, clamped to the cube, route kept), the rest uniform over the unit cube (every
-route in equal shares) — start L-BFGS-B from the best raw design of
-each route plus Boltzmann-weighted others (`initialize_q_batch`), holding each start's route one-hot
-fixed (`fixed_features` with a value per start) and inactive coordinates at 0 (`space.project`); the best
-result joins `X_pending` for the next step. This is `optimize_acqf_mixed`'s search, but the routes share
-one L-BFGS-B batch instead of one optimisation per route and step, so its cost does not grow with the
-number of routes. The budgets given are per greedy step (`AcquisitionSettings.per_step`), and a line
-search gives up after `LINE_SEARCH_STEPS` evaluations.
+σ drawn from `LOCAL_SIGMAS`, clamped to the cube, a share `LOCAL_OTHER_CATEGORY` of them moved to a
+random route), the rest uniform over the unit cube (every route in equal shares) — start L-BFGS-B from
+the best raw design of each route plus Boltzmann-weighted others (`initialize_q_batch`), holding each
+start's route one-hot fixed (`fixed_features` with a value per start) and inactive coordinates at 0
+(`space.project`); the best result joins `X_pending` for the next step. This is `optimize_acqf_mixed`'s
+search, but the routes share one L-BFGS-B batch instead of one optimisation per route and step, so its
+cost does not grow with the number of routes. The budgets given are per greedy step
+(`AcquisitionSettings.per_step`), and a line search gives up after `LINE_SEARCH_STEPS` evaluations.
 
 Pools: score every remaining row, take the best, add it to `X_pending`, repeat (as
 `optimize_acqf_discrete`, returning row indices).
@@ -79,7 +79,7 @@ def raw_designs(
             torch.randint(len(LOCAL_SIGMAS), (n_local,), generator=generator)
         ]
         X = centres[which].to(torch.float64).clone()
-        k = X.shape[-1] - len(space.cat_columns)  # the continuous columns; the route's one-hot stays
+        k = X.shape[-1] - len(space.cat_columns)  # the continuous columns; the categorical one-hot follows
         noise = torch.randn(n_local, k, generator=generator, dtype=torch.float64)
         X[:, :k] = (X[:, :k] + sigma[:, None] * noise).clamp(0.0, 1.0)
         if space.cat_columns:
