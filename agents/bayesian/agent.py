@@ -391,8 +391,10 @@ class BayesianAgent(LedgerAgent):
         X = torch.as_tensor(space.encode([t.params for t in trials]), dtype=torch.float64)
         route = X[:, n_axes:].argmax(dim=-1)
         own = int(incumbent[n_axes:].argmax())
-        probes = list(self._route_probes.values())
-        settled = [i for i in range(self.n_initial, len(trials)) if trials[i].params not in probes][-k:]
+        probes = torch.as_tensor(space.encode(list(self._route_probes.values())), dtype=torch.float64)
+        # a trial within 0.1 % of every axis of a probe is that probe (a lab may echo its parameters rounded)
+        is_probe = (X[:, None, :] - probes[None]).abs().amax(dim=-1).le(1e-3).any(dim=-1)
+        settled = [i for i in range(self.n_initial, len(trials)) if not is_probe[i]][-k:]
         if len(settled) < k or any(int(route[i]) != own for i in settled):
             return None
         for r, name in enumerate(space.routes):

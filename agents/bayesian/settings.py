@@ -45,8 +45,6 @@ class AcquisitionSettings:
 
     mc_samples: int = 128
     raw_samples: int = 1024
-    local_share: float = 0.5
-    route_probe_after: int = 12
     num_restarts: int = 10
     maxiter: int = 50
     fit_maxiter: int = 150
@@ -55,6 +53,8 @@ class AcquisitionSettings:
     ucb_beta: float | None = None
     input_warping: bool | None = None
     exploit_every: int | None = None
+    local_share: float = 0.5
+    route_probe_after: int = 12
 
     def __post_init__(self) -> None:
         beta = self.ucb_beta
