@@ -111,3 +111,12 @@ def test_a_restored_agent_remembers_the_routes_it_probed() -> None:
 def test_a_bad_route_probe_setting_is_refused(value: object) -> None:
     with pytest.raises(ValueError, match="route_probe_after"):
         AcquisitionSettings(route_probe_after=value)  # type: ignore[arg-type]
+
+
+def test_a_probe_echoed_with_rounded_parameters_is_still_recognised() -> None:
+    agent = settled_on_hip()
+    (point,) = agent.suggest(1)
+    echoed = {**point, "mill_rpm": point["mill_rpm"] + 0.004}  # as a lab that rounds might report it
+    agent.ingest(observe_recipes([echoed]))
+    agent.suggest(1)
+    assert agent.last_info.get("route_probe") == "sps"
