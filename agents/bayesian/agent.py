@@ -383,19 +383,22 @@ class BayesianAgent(LedgerAgent):
         k, space = self.settings.route_probe_after, self.space
         if not k or self._pool is not None or len(space.cat_columns) < 2:
             return None
-        best = self._best_designs(self._training_data(successes, failures, []))
-        if not len(best):
-            return None
-        incumbent, n_axes = best[0], len(space.axes)
+        n_axes = len(space.axes)
         trials = [t for t in self.ledger.trials.values() if space.contains(t.params) is None]
         X = torch.as_tensor(space.encode([t.params for t in trials]), dtype=torch.float64)
         route = X[:, n_axes:].argmax(dim=-1)
-        own = int(incumbent[n_axes:].argmax())
         probes = torch.as_tensor(space.encode(list(self._route_probes.values())), dtype=torch.float64)
         # a trial within 0.1 % of every axis of a probe is that probe (a lab may echo its parameters rounded)
         is_probe = (X[:, None, :] - probes[None]).abs().amax(dim=-1).le(1e-3).any(dim=-1)
         settled = [i for i in range(self.n_initial, len(trials)) if not is_probe[i]][-k:]
-        if len(settled) < k or any(int(route[i]) != own for i in settled):
+        if len(settled) < k or len({int(route[i]) for i in settled}) > 1:
+            return None  # checked before the incumbent, which most suggestions never need
+        best = self._best_designs(self._training_data(successes, failures, []))
+        if not len(best):
+            return None
+        incumbent = best[0]
+        own = int(incumbent[n_axes:].argmax())
+        if own != int(route[settled[0]]):
             return None
         for r, name in enumerate(space.routes):
             if r == own or name in self._route_probes:
