@@ -43,7 +43,7 @@ from agents.bayesian.settings import AcquisitionSettings
 from agents.box_space import PoolSpace, rows_to_points
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pool_replay import Pool, PoolError, load_pool, random_expectation, top_mask
+from pool_replay import Pool, PoolError, add_dataset_arguments, load_pool, random_expectation, top_mask
 
 
 def fit_pool_gp(pool: Pool, direction: str) -> SingleTaskGP:
@@ -96,11 +96,7 @@ def ceiling(pool: Pool, direction: str) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("dataset", type=Path)
-    p.add_argument("--target", required=True, help="the column to optimise; every other column is an input")
-    goal = p.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--maximize", action="store_const", const="max", dest="direction")
-    goal.add_argument("--minimize", action="store_const", const="min", dest="direction")
+    add_dataset_arguments(p)
     p.add_argument("--json", action="store_true", help="print one summary object instead of the table")
     p.add_argument("--quick", action="store_true", help="accepted for uniformity; the run is already short")
     return p.parse_args(argv)

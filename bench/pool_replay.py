@@ -362,13 +362,18 @@ def print_table(s: dict[str, Any]) -> None:
 # -- command line --------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """DATASET.csv --target COLUMN (--maximize | --minimize): a pool and its goal (`args.direction`)."""
     parser.add_argument("dataset", type=Path, help="CSV: one target column, every other column an input")
     parser.add_argument("--target", required=True, help="the column to optimise")
     goal = parser.add_mutually_exclusive_group(required=True)
     goal.add_argument("--maximize", dest="direction", action="store_const", const="max")
     goal.add_argument("--minimize", dest="direction", action="store_const", const="min")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_dataset_arguments(parser)
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 50 as in the paper; 3 quick)")
     parser.add_argument("--json", action="store_true", help="one summary object on stdout")
     parser.add_argument("--quick", action="store_true", help="3 seeds (under 2 minutes on the largest dataset)")
