@@ -18,7 +18,7 @@ with a true Tc ≥ 30 K. Reported per world and agent, over seeds:
   distribution's estimate); with no hit it is a lower bound (printed with "≥");
 - decision latency: median seconds per proposed recipe (random and Sobol propose in chunks).
 
-    .venv/bin/python bench/campaign.py [--seeds 10] [--budget 40] [--agents bayes,ax,sobol,random]
+    .venv/bin/python bench/campaign.py [--seeds 10] [--first-seed 0] [--budget 40] [--agents bayes,ax,sobol,random]
         [--worlds default,volatile-k] [--jobs 2] [--bayes-settings JSON] [--plot docs/img/campaign_bench.png]
         [--quick] [--json]
     .venv/bin/python bench/campaign.py --from-json A.json [B.json …] [--plot OUT.png]   # re-print saved runs
@@ -284,9 +284,13 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """One summary from runs with the same seeds and budget but different agents or worlds."""
+
+    def runs(summary: dict[str, Any]) -> tuple[int, int, int]:
+        return summary["seeds"], summary.get("first_seed", 0), summary["budget"]
+
     first = summaries[0]
     for other in summaries[1:]:
-        if (other["seeds"], other["budget"]) != (first["seeds"], first["budget"]):
+        if runs(other) != runs(first):
             raise SystemExit("bench/campaign.py: --from-json summaries differ in seeds or budget")
     merged = {**first, "worlds": {}}
     for summary in summaries:
@@ -314,6 +318,12 @@ def available_agents(requested: list[str], note: Callable[[str], None]) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="run seeds first-seed, first-seed + 1, … (fresh seeds confirm a result)",
+    )
     parser.add_argument("--budget", type=int, default=40, help="experiments per model-based campaign")
     parser.add_argument("--baseline-budget", type=int, default=20_000, help="experiments per random/Sobol campaign")
     parser.add_argument("--agents", default="bayes,ax,sobol,random")
@@ -343,9 +353,9 @@ def main() -> None:
         args.agents, args.worlds = "bayes,sobol,random", "default"
     worlds = args.worlds.split(",")
     unknown = [w for w in worlds if w not in WORLDS]
-    if unknown or args.seeds < 1 or args.budget < 20 or args.jobs < 1:
-        parser.error(f"worlds must be among {list(WORLDS)}; --seeds ≥ 1; --budget ≥ 20; --jobs ≥ 1")
-    args.seed_list = list(range(args.seeds))
+    if unknown or args.seeds < 1 or args.first_seed < 0 or args.budget < 20 or args.jobs < 1:
+        parser.error(f"worlds must be among {list(WORLDS)}; --seeds ≥ 1; --first-seed ≥ 0; --budget ≥ 20; --jobs ≥ 1")
+    args.seed_list = list(range(args.first_seed, args.first_seed + args.seeds))
     agents = available_agents(args.agents.split(","), lambda m: print(m, file=sys.stderr))
 
     logging.getLogger("agents").setLevel(logging.ERROR)
@@ -354,6 +364,7 @@ def main() -> None:
     t0 = time.perf_counter()
     summary: dict[str, Any] = {
         "seeds": args.seeds,
+        "first_seed": args.first_seed,
         "budget": args.budget,
         "baseline_budget": args.baseline_budget,
         "quick": args.quick,

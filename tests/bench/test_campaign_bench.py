@@ -74,11 +74,16 @@ def test_bad_arguments_exit_2() -> None:
         [sys.executable, str(ROOT / "bench/campaign.py"), "--worlds", "mars"], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "worlds must be among" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench/campaign.py"), "--first-seed", "-1"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "--first-seed ≥ 0" in proc.stderr
 
 
 def test_saved_runs_merge_per_world_and_refuse_different_seeds(bench: ModuleType) -> None:
-    def summary(agent: str, row: dict, seeds: int = 10) -> dict:
-        return {"seeds": seeds, "budget": 40, "worlds": {"default": {"optimum_t": 2.0, "agents": {agent: row}}}}
+    def summary(agent: str, row: dict, seeds: int = 10, first_seed: int | None = None) -> dict:
+        out = {"seeds": seeds, "budget": 40, "worlds": {"default": {"optimum_t": 2.0, "agents": {agent: row}}}}
+        return out if first_seed is None else {**out, "first_seed": first_seed}  # files before --first-seed lack it
 
     bayes = {"experiments_run": 40, "reach_90_median": 10}
     random = {"reach_90_expected": 50.0, "reach_90_lower_bound": False}
@@ -87,6 +92,9 @@ def test_saved_runs_merge_per_world_and_refuse_different_seeds(bench: ModuleType
     assert merged["worlds"]["default"]["agents"]["bayes"]["af_90_vs_random"] == 5.0
     with pytest.raises(SystemExit):
         bench.merge([summary("bayes", bayes), summary("random", random, seeds=3)])
+    assert bench.merge([summary("bayes", bayes), summary("random", random, first_seed=0)])["worlds"]
+    with pytest.raises(SystemExit):
+        bench.merge([summary("bayes", bayes), summary("random", random, first_seed=40)])
 
 
 def test_seeds_run_in_parallel_give_the_serial_results_in_seed_order(bench: ModuleType) -> None:
