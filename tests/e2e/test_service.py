@@ -236,7 +236,7 @@ def test_runs_land_in_the_tiled_store(service: Service) -> None:
     plan_runs = {u for u, start in found.items() if "parent_uid" not in start}
     assert plan_runs == set(uids)
     assert all(start["parent_uid"] in uids for u, start in found.items() if u not in plan_runs)
-    survey = next(client[u] for u in uids if client[u].metadata["start"].get("stage") == "survey_image")
+    survey = client[next(u for u in uids if found[u].get("stage") == "survey_image")]
     assert survey.metadata["stop"]["exit_status"] == "success"
     image_node = survey["primary"]["stem_survey_haadf"]
     image = image_node.read()
