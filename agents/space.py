@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.box_space import BoxSpace, PoolSpace
-from agents.space_base import Space, check_finite
+from agents.space_base import BalanceProbe, Space, check_finite
+from controller.phase_balance import K_BALANCE_KEY
 from controller.recipe import LOG_AXES, ROUTE_SPACE, Recipe, one_line, recipe_bounds
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["AMBIENT_C", "BoxSpace", "PoolSpace", "RecipeSpace", "Space", "process_time_h", "space_from_state"]
 
 AMBIENT_C = 25.0
+"""Start and end temperature of a furnace programme (the simulators' ideal profile)."""
 SINTER_ACTIVATION_J_PER_MOL = 250e3
 """Q of densification (science.md §5): the thermal budget's activation energy."""
 GAS_CONSTANT_J_PER_MOL_K = 8.314
@@ -47,7 +49,11 @@ MODEL_FEATURES: dict[str, tuple[str, ...]] = {
     "thermal_budget": ("dwell_temperature_c", "dwell_time_h"),
 }
 """Process-physics model inputs and the recipe fields each is computed from."""
-"""Start and end temperature of a furnace programme (the simulators' ideal profile)."""
+K_BALANCE_TRIGGER_WT_PCT = 3.0
+"""|KFe2As2 − FeAs| that calls for a K correction: the XRD's detection limit (science.md), i.e. one of the
+two phases detected and the other not."""
+K_EXCESS_STEP = 0.02
+"""The K correction: a fifth of the K-excess range (0–0.10), as the earlier bound probes moved an axis."""
 ROUTE_AXES = ("pressure_mpa", "ramp_rate_c_per_min")
 FIELDS: tuple[str, ...] = tuple(Recipe.model_fields)
 
@@ -265,6 +271,13 @@ class RecipeSpace(Space):
         ramp = self._field_torch("ramp_rate_c_per_min", X)
         rise = (values["dwell_temperature_c"] - AMBIENT_C).clamp_min(0.0)
         return values["milling_time_h"] + values["dwell_time_h"] + 2.0 * rise / (60.0 * ramp)
+
+    def balance_probe(self) -> BalanceProbe | None:
+        """The K balance the XRD shows (`controller.phase_balance`), corrected by the K excess if it is free."""
+        if "k_excess" not in self.axes:
+            return None
+        bounds = self._route_bounds["k_excess"][self.routes[0]]
+        return BalanceProbe(K_BALANCE_KEY, "k_excess", K_BALANCE_TRIGGER_WT_PCT, K_EXCESS_STEP, bounds)
 
     def model_features_torch(self, X: torch.Tensor) -> torch.Tensor | None:
         """Milling dose and thermal budget (those with a free field), each scaled to [0, 1] over the space."""

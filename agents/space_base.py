@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +17,22 @@ if TYPE_CHECKING:
 def check_finite(name: str, value: float) -> None:
     if not math.isfinite(value):
         raise ValueError(f"{name} = {value} is not a finite number")
+
+
+@dataclass(frozen=True)
+class BalanceProbe:
+    """A measured, signed outcome whose zero is the right composition, and the design axis that raises it.
+
+    `BayesianAgent` reads it for its balance probes: when a stalled incumbent reads |outcome| ≥ `trigger`,
+    it tries the incumbent with `axis` moved by `step` (the axis's own units) against the sign, within
+    `bounds`.
+    """
+
+    outcome: str
+    axis: str
+    trigger: float
+    step: float
+    bounds: tuple[float, float]
 
 
 class Space(ABC):
@@ -75,4 +92,8 @@ class Space(ABC):
 
     def model_features_torch(self, X: torch.Tensor) -> torch.Tensor | None:
         """Extra model inputs computed from encoded designs, (..., k) in [0, 1], differentiable; None if none."""
+        return None
+
+    def balance_probe(self) -> BalanceProbe | None:
+        """The composition balance a measurement shows and the axis that corrects it, if the space has one."""
         return None

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.phase_balance import K_BALANCE_KEY, k_balance_wt_pct
 from controller.recipe import Recipe
 from controller.yardstick import runnable
 from simulators.properties import measure
@@ -24,7 +25,8 @@ RECIPE_FIELDS = tuple(Recipe.model_fields)
 
 
 def instant_experiment(world: World, recipe: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """One experiment: the station's readings plus the hidden `true_trapped_field_t` and `true_tc_k`.
+    """One experiment: the station's readings, the K balance they show (`controller.phase_balance`), and
+    the hidden `true_trapped_field_t` and `true_tc_k`.
 
     A failure is `{"failed": True, "reason": …, "true_trapped_field_t": 0.0, "true_tc_k": 0.0}`.
     """
@@ -34,4 +36,11 @@ def instant_experiment(world: World, recipe: Mapping[str, Any], rng: np.random.G
         return {"failed": True, "reason": "vial over temperature while milling", **hidden}
     true = truth.properties
     reading = measure(world, true, rng)
-    return {**reading, "failed": False, "true_trapped_field_t": true.trapped_field_t, "true_tc_k": true.tc_k}
+    balance = k_balance_wt_pct(reading["phase_fractions_wt_pct"])  # type: ignore[arg-type]
+    return {
+        **reading,
+        K_BALANCE_KEY: balance,
+        "failed": False,
+        "true_trapped_field_t": true.trapped_field_t,
+        "true_tc_k": true.tc_k,
+    }

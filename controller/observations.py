@@ -11,6 +11,7 @@ from typing import Any
 
 from bluesky.callbacks.core import CallbackBase
 
+from controller.phase_balance import K_BALANCE_KEY, k_balance_wt_pct
 from simulators.sample import ALL_PHASES
 
 PROPERTY_KEYS = {
@@ -34,6 +35,10 @@ class Observation:
     phase_fractions_wt_pct: dict[str, float]
     run_uid: str
     readings: int = 1
+
+    def outcomes(self) -> dict[str, float]:
+        """What an agent is given: the properties and the K balance the XRD shows (`controller.phase_balance`)."""
+        return {**self.properties, K_BALANCE_KEY: k_balance_wt_pct(self.phase_fractions_wt_pct)}
 
 
 class ObservationCollector(CallbackBase):

@@ -13,7 +13,10 @@ Proposal of a batch of n:
    instead the maximiser of the expected feasible value, a greedy step on the model's best guess.
 3. Once a campaign has settled on one route (`AcquisitionSettings.route_probe_after` model-based trials in
    a row on the incumbent's route), the first slot of the batch tries the incumbent's settings on another
-   route not yet tried near them, once per route (`_route_probe`).
+   route not yet tried near them, once per route (`_route_probe`). Before that, once the incumbent has
+   stood for `AcquisitionSettings.balance_probe_after` trials and its measured composition balance is off
+   (for recipes: FeAs or KFe2As2 in its XRD), the first slot tries it with the composition corrected, once
+   per incumbent (`_balance_probe`).
 
 **Failed experiments are modelled, not dropped.** Once a trial has failed, a GP is fitted to the success
 indicator s (1 for each successful design, 0 for each failed one) over all observed designs, and the
@@ -61,7 +64,7 @@ from agents.bayesian.optimize import optimize_pool, optimize_sequential
 from agents.bayesian.settings import POOL_EXPLOIT_EVERY, AcquisitionSettings
 from agents.box_space import BoxSpace, PoolSpace, rows_to_points
 from agents.ledger import Trial
-from agents.outcomes import feasible
+from agents.outcomes import feasible, outcome_value
 from agents.space_base import Space
 
 log = logging.getLogger(__name__)
@@ -194,6 +197,7 @@ class BayesianAgent(LedgerAgent):
         self._hyper = HyperparameterStore()
         self._sobol = SobolStream(space.unit_dim, self.seed)
         self._route_probes: dict[str, dict[str, Any]] = {}  # route → the probe's design
+        self._balance_probed: list[str] = []  # ids of the incumbents whose balance was probed
         self.last_info: dict[str, Any] = {}
 
     # -- proposal ------------------------------------------------------------------------------------
@@ -208,13 +212,16 @@ class BayesianAgent(LedgerAgent):
         designs = self._space_filling(n_fill, chosen=[])
         if n - len(designs) > 0 and len(successes) >= MIN_SUCCESSES:
             try:
-                probe = self._route_probe(successes, failures)
+                probe, kind = self._balance_probe(successes), "balance_probe"
+                if probe is None:
+                    probe, kind = self._route_probe(successes, failures), "route_probe"
             except Exception as exc:  # a probe is an extra; never let it stop a campaign
-                log.warning("route probe failed (%s: %s); proposing without it", type(exc).__name__, exc)
+                log.warning("probe failed (%s: %s); proposing without it", type(exc).__name__, exc)
                 probe = None
             if probe is not None:
                 designs.append(probe)
-                info["route_probe"] = probe["route"]
+                balance = self.space.balance_probe()
+                info[kind] = probe["route"] if kind == "route_probe" else probe[balance.axis]  # type: ignore[union-attr]
         rest = n - len(designs)
         if rest > 0:
             try:
@@ -227,7 +234,7 @@ class BayesianAgent(LedgerAgent):
                 )
                 info["fallback"] = f"{type(exc).__name__}: {exc}"
                 designs += self._space_filling(rest, chosen=designs)
-        info["space_filling"] = len(designs) - info["bayesian"] - int("route_probe" in info)
+        info["space_filling"] = len(designs) - info["bayesian"] - int("route_probe" in info or "balance_probe" in info)
         info["seconds"] = time.perf_counter() - t0
         self.last_info = info
         return designs
@@ -415,6 +422,44 @@ class BayesianAgent(LedgerAgent):
             return design
         return None
 
+    def _balance_probe(self, successes: list[Trial]) -> dict[str, Any] | None:
+        """The incumbent with its composition corrected, when it has stalled and its measured balance is off.
+
+        Due when the incumbent (the best measured feasible trial) has stood for the last
+        `balance_probe_after` trials and reads |balance| ≥ the space's trigger (`Space.balance_probe`):
+        the incumbent with the axis moved by the space's step against the balance's sign (too little K:
+        more), within its bounds; once per incumbent. The GP learns a composition axis mostly from poor
+        recipes, where it moves the objective little in absolute terms, and leaves good recipes on a bound
+        (docs/benchmarks.md); the incumbent's own XRD shows which way to go.
+        """
+        k, probe = self.settings.balance_probe_after, self.space.balance_probe()
+        if (
+            not k
+            or probe is None
+            or self._pool is not None
+            or self.goals.multi
+            or len(self.ledger) < self.n_initial + k
+        ):
+            return None
+        good = [t for t in successes if feasible(self.goals, self.outcome_values(t))]
+        if not good:
+            return None
+        objective = self.goals.objectives[0]
+        incumbent = max(good, key=lambda t: objective.sign * self.outcome_values(t)[objective.name])  # type: ignore[operator]
+        order = list(self.ledger.trials)
+        if order.index(incumbent.id) > len(order) - 1 - k or incumbent.id in self._balance_probed:
+            return None
+        reading = outcome_value(probe.outcome, incumbent.params, incumbent.outcomes, self.space.derived_outcome)
+        if reading is None or abs(reading) < probe.trigger:
+            return None
+        self._balance_probed.append(incumbent.id)
+        old = float(incumbent.params[probe.axis])
+        lo, hi = probe.bounds
+        new = min(hi, max(lo, old + (probe.step if reading < 0 else -probe.step)))
+        if abs(new - old) < 1e-9:
+            return None
+        return self.space.validate({**incumbent.params, probe.axis: new})
+
     def _best_designs(self, data: TrainingData) -> torch.Tensor:
         """Up to `N_CENTRES` observed designs to draw raw candidates around, best first: the feasible ones
         (multi-objective: the feasible non-dominated ones) by the measured first objective, then the rest."""
@@ -478,7 +523,13 @@ class BayesianAgent(LedgerAgent):
         settings = state.get("config", {}).get("settings")
         if isinstance(settings, Mapping):
             # a checkpoint from before an option resumes with the model and acquisition it was running
-            older = {"input_warping": False, "exploit_every": 0, "local_share": 0.0, "route_probe_after": 0}
+            older = {
+                "input_warping": False,
+                "exploit_every": 0,
+                "local_share": 0.0,
+                "route_probe_after": 0,
+                "balance_probe_after": 0,
+            }
             missing = {k: v for k, v in older.items() if k not in settings}
             if missing:
                 state = {**state, "config": {**state["config"], "settings": {**settings, **missing}}}
@@ -489,12 +540,14 @@ class BayesianAgent(LedgerAgent):
             "sobol": self._sobol.to_state(),
             "hyperparameters": self._hyper.to_state(),
             "route_probes": {k: dict(v) for k, v in self._route_probes.items()},
+            "balance_probed": list(self._balance_probed),
         }
 
     def _restore_extra(self, state: Mapping[str, Any]) -> None:
         self._sobol = SobolStream(self.space.unit_dim, state["sobol"]["seed"], state["sobol"]["drawn"])
         self._hyper = HyperparameterStore(state["hyperparameters"])
         self._route_probes = {k: dict(v) for k, v in state.get("route_probes", {}).items()}
+        self._balance_probed = list(state.get("balance_probed", []))
 
     def warm_up(self) -> float:
         """Exercise fit and acquisition once on synthetic data over this agent's space; seconds taken."""

@@ -30,6 +30,10 @@ class AcquisitionSettings:
     route_probe_after: after this many model-based trials in a row on the incumbent's route, the next trial
         is the incumbent's settings on another route not yet tried near them, once per route
         (`BayesianAgent._route_probe`). 0: never.
+    balance_probe_after: once the incumbent has stood for this many trials and its measured composition
+        balance is off (`Space.balance_probe`: for recipes, FeAs or KFe2As2 in the XRD), the next trial is
+        the incumbent with the composition axis corrected, once per incumbent (`BayesianAgent._balance_probe`).
+        0: never.
     pool_batch: pool rows scored per acquisition call in pool mode.
     ucb_beta: use qUCB with this β instead of qLogNEI (single objective, no constraints).
     input_warping: the objective and constraint GPs learn a warping of each input (`agents.bayesian.model`);
@@ -55,6 +59,7 @@ class AcquisitionSettings:
     exploit_every: int | None = None
     local_share: float = 0.5
     route_probe_after: int = 12
+    balance_probe_after: int = 5
 
     def __post_init__(self) -> None:
         beta = self.ucb_beta
@@ -66,14 +71,22 @@ class AcquisitionSettings:
         k = self.exploit_every
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
             raise ValueError(f"AcquisitionSettings.exploit_every must be None or an integer ≥ 0, got {k!r}")
-        probe = self.route_probe_after
-        if isinstance(probe, bool) or not isinstance(probe, int) or probe < 0:
-            raise ValueError(f"AcquisitionSettings.route_probe_after must be an integer ≥ 0, got {probe!r}")
+        for name in ("route_probe_after", "balance_probe_after"):
+            probe = getattr(self, name)
+            if isinstance(probe, bool) or not isinstance(probe, int) or probe < 0:
+                raise ValueError(f"AcquisitionSettings.{name} must be an integer ≥ 0, got {probe!r}")
         share = self.local_share
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
             raise ValueError(f"AcquisitionSettings.local_share must be a number in [0, 1], got {share!r}")
         for f in fields(self):
-            if f.name in ("ucb_beta", "input_warping", "exploit_every", "local_share", "route_probe_after"):
+            if f.name in (
+                "ucb_beta",
+                "input_warping",
+                "exploit_every",
+                "local_share",
+                "route_probe_after",
+                "balance_probe_after",
+            ):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

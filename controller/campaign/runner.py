@@ -253,7 +253,7 @@ class CampaignRunner:
         obs = self.observations.observations.get((self.campaign_id, row.step))
         if obs is None:
             return True, {"reason": reason or "no measurement recorded", **timing}
-        return False, {**obs.properties, "run_uid": obs.run_uid, **timing}
+        return False, {**obs.outcomes(), "run_uid": obs.run_uid, **timing}
 
     def _now(self) -> float:
         """The lab's clock: simulated seconds in a simulation."""
@@ -270,4 +270,4 @@ class CampaignRunner:
         obs = collector.observations.get((self.campaign_id, row.step))
         if obs is None:
             return None
-        return {**obs.properties, "run_uid": obs.run_uid, "recovered": True}
+        return {**obs.outcomes(), "run_uid": obs.run_uid, "recovered": True}

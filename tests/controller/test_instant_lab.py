@@ -32,3 +32,18 @@ def test_a_recipe_that_trips_the_vial_interlock_fails() -> None:
     assert result["failed"] and "vial" in result["reason"]
     assert result["true_trapped_field_t"] == 0.0
     assert not instant_experiment(World(), recipe, np.random.default_rng(0))["failed"]
+
+
+def test_the_k_balance_is_what_the_xrd_read_and_rises_with_the_k_excess() -> None:
+    """KFe2As2 − FeAs of the reading (undetected: 0): negative with no K excess, positive with 0.10 of it."""
+    world = World()
+    means = {}
+    for k_excess in (0.0, 0.10):
+        readings = [
+            instant_experiment(world, {**WEISS, "k_excess": k_excess}, np.random.default_rng(s)) for s in range(20)
+        ]
+        for r in readings:
+            phases = r["phase_fractions_wt_pct"]
+            assert r["k_balance_wt_pct"] == phases.get("KFe2As2", 0.0) - phases.get("FeAs", 0.0)
+        means[k_excess] = np.mean([r["k_balance_wt_pct"] for r in readings])
+    assert means[0.0] < -3.0 and means[0.10] > 3.0

@@ -36,6 +36,7 @@ def test_a_campaign_runs_its_budget_once_per_step(tmp_path: Path) -> None:
     rows = journal.steps("C-test")
     assert [r.step for r in rows] == [0, 1, 2, 3]
     assert all(r.status == "done" and r.result["trapped_field_t"] >= 0 for r in rows)
+    assert all(isinstance(r.result["k_balance_wt_pct"], float) for r in rows)  # the XRD's K balance, for the agent
     assert journal.campaign("C-test")["status"] == "finished"
     assert journal.campaign("C-test")["agent_state"], "the agent's checkpoint is journalled"
 
