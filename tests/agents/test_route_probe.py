@@ -107,10 +107,11 @@ def test_a_restored_agent_remembers_the_routes_it_probed() -> None:
     assert BayesianAgent.restore(state).settings.route_probe_after == 0  # older checkpoints: no probes
 
 
+@pytest.mark.parametrize("name", ["route_probe_after", "balance_probe_after"])
 @pytest.mark.parametrize("value", [-1, 1.5, True, "6"])
-def test_a_bad_route_probe_setting_is_refused(value: object) -> None:
-    with pytest.raises(ValueError, match="route_probe_after"):
-        AcquisitionSettings(route_probe_after=value)  # type: ignore[arg-type]
+def test_a_bad_probe_setting_is_refused(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=name):
+        AcquisitionSettings(**{name: value})  # type: ignore[arg-type]
 
 
 def test_a_probe_echoed_with_rounded_parameters_is_still_recognised() -> None:
