@@ -64,7 +64,7 @@ from agents.bayesian.optimize import optimize_pool, optimize_sequential
 from agents.bayesian.settings import POOL_EXPLOIT_EVERY, AcquisitionSettings
 from agents.box_space import BoxSpace, PoolSpace, rows_to_points
 from agents.ledger import Trial
-from agents.outcomes import feasible, outcome_value
+from agents.outcomes import best_indices, feasible, outcome_value
 from agents.space_base import Space
 
 log = logging.getLogger(__name__)
@@ -441,11 +441,10 @@ class BayesianAgent(LedgerAgent):
             or len(self.ledger) < self.n_initial + k
         ):
             return None
-        good = [t for t in successes if feasible(self.goals, self.outcome_values(t))]
-        if not good:
+        best = best_indices(self.goals, [self.outcome_values(t) for t in successes])
+        if not best:
             return None
-        objective = self.goals.objectives[0]
-        incumbent = max(good, key=lambda t: objective.sign * self.outcome_values(t)[objective.name])  # type: ignore[operator]
+        incumbent = successes[best[0]]
         order = list(self.ledger.trials)
         if order.index(incumbent.id) > len(order) - 1 - k or incumbent.id in self._balance_probed:
             return None
