@@ -304,6 +304,7 @@ class BayesianAgent(LedgerAgent):
             store,
             (settings.fit_maxiter, settings.warm_fit_maxiter),
             warp=self.input_warping,
+            warp_to_bounds=settings.warp_to_bounds,
         )
 
     def _acquisition(self, model: Model, data: TrainingData, seed: int) -> AcquisitionFunction:
@@ -528,6 +529,7 @@ class BayesianAgent(LedgerAgent):
                 "local_share": 0.0,
                 "route_probe_after": 0,
                 "balance_probe_after": 0,
+                "warp_to_bounds": False,
             }
             missing = {k: v for k, v in older.items() if k not in settings}
             if missing:

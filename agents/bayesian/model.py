@@ -8,7 +8,8 @@ a learned homoscedastic noise with a floor (so replicates and near-duplicates st
 The objective and constraint GPs also see the space's model features (`Space.model_features_torch`:
 for recipes, the milling dose and thermal budget) appended to their inputs, each with its own lengthscale,
 and (`warp=True`) learn a Kumaraswamy-CDF warping of every input (botorch's `Warp`, log-normal priors
-centred on the identity): a recipe's response has cliffs (under-milled powder does not react) and long
+centred on the identity; over the whole feature cube with both concentrations ≥ 1 unless `to_bounds` is
+off): a recipe's response has cliffs (under-milled powder does not react) and long
 plateaus that one stationary lengthscale per axis cannot both follow.
 An outcome the space computes from the design (a recipe's process time) is a deterministic model.
 
@@ -132,6 +133,16 @@ class AppendModelFeatures(InputTransform):
 WARP_PRIOR_SCALE = math.sqrt(0.75)
 """σ of the log-normal priors on the warping's two concentrations (median 1: the identity warp)."""
 
+WARP_MIN_CONCENTRATION = 1.0
+"""Lower bound of both concentrations of a warping that reaches the bounds (`make_gp`'s `to_bounds`).
+
+botorch's `Warp` lets them fall to 1e-4, and the Kumaraswamy CDF 1 − (1 − xᵃ)ᵇ has an infinite slope at
+x = 0 when a < 1 and at x = 1 when b < 1: the strip next to that bound is stretched so far that the bound
+looks far from every observation and the GP predicts the prior mean there. Fits on recipe campaigns push
+a and b below 1 on most inputs, yet several of a recipe's optima lie on a bound (the highest pressure,
+the lowest ball-to-powder ratio). With a, b ≥ 1 the warp can still stretch an interior cliff and
+compress the plateaus beside it, with a finite slope everywhere."""
+
 
 def make_gp(
     X: torch.Tensor,
@@ -139,8 +150,15 @@ def make_gp(
     min_lengthscale: float | None = None,
     features: Features | None = None,
     warp: bool = False,
+    to_bounds: bool = True,
 ) -> SingleTaskGP:
-    """A GP on the feature cube (plus `features`, if given and not None on `X`; input warping if `warp`)."""
+    """A GP on the feature cube (plus `features`, if given and not None on `X`; input warping if `warp`).
+
+    `to_bounds`: the warping is one of the whole feature cube with both concentrations ≥
+    `WARP_MIN_CONCENTRATION`. Otherwise it is botorch's default: a warping of the training inputs' range,
+    which clamps every input beyond it (the GP predicts the same anywhere past the outermost observation
+    along an axis), with concentrations down to 1e-4.
+    """
     d = X.shape[-1]
     extra = features(X[:1].to(DTYPE)) if features is not None else None
     n_extra = 0 if extra is None else extra.shape[-1]
@@ -154,9 +172,14 @@ def make_gp(
         steps["warp"] = Warp(
             d=d + n_extra,
             indices=list(range(d + n_extra)),
+            bounds=unit if to_bounds else None,
             concentration1_prior=LogNormalPrior(0.0, WARP_PRIOR_SCALE),
             concentration0_prior=LogNormalPrior(0.0, WARP_PRIOR_SCALE),
         )
+        if to_bounds:
+            for name in ("concentration0", "concentration1"):
+                floor = GreaterThan(WARP_MIN_CONCENTRATION, transform=None, initial_value=1.0)
+                steps["warp"].register_constraint(name, floor)
     transform: InputTransform = ChainedInputTransform(**steps) if len(steps) > 1 else steps["normalize"]
     covar = None
     if min_lengthscale is not None:
@@ -182,6 +205,7 @@ def fit_gp(
     maxiter: tuple[int, int],
     features: Features | None = None,
     warp: bool = False,
+    warp_to_bounds: bool = True,
 ) -> tuple[Model, str]:
     """A fitted GP and how: "fit" / "warm fit" or "previous" (the fit failed, last hyperparameters kept).
 
@@ -189,7 +213,7 @@ def fit_gp(
     """
     mls = FEASIBILITY_MIN_LENGTHSCALE if key == FEASIBILITY.key else None
     with expected_warnings():
-        gp = make_gp(X, y, mls, features, warp)
+        gp = make_gp(X, y, mls, features, warp, warp_to_bounds)
     warm = store.load_into(key, gp)
     mll = CholeskyExactMLL(gp.likelihood, gp) if supported(gp) else ExactMarginalLogLikelihood(gp.likelihood, gp)
     try:
@@ -208,7 +232,7 @@ def fit_gp(
             raise FitError(f"fitting {key} failed ({type(exc).__name__}: {exc}) and no earlier fit exists") from exc
         log.warning("fitting %s failed (%s: %s); keeping the previous hyperparameters", key, type(exc).__name__, exc)
         with expected_warnings():
-            gp = make_gp(X, y, mls, features, warp)
+            gp = make_gp(X, y, mls, features, warp, warp_to_bounds)
         store.load_into(key, gp)
         gp.eval()
         return gp, "previous"
@@ -239,6 +263,7 @@ def build_surrogate(
     store: HyperparameterStore,
     maxiter: tuple[int, int],
     warp: bool = False,
+    warp_to_bounds: bool = True,
 ) -> tuple[Model, dict[str, str]]:
     """One model per output (GP on `X`, `targets[key]`, or deterministic) gathered in a model list.
 
@@ -257,7 +282,9 @@ def build_surrogate(
         X_out = targets["feasibility:X"] if output is FEASIBILITY else X
         plain = output is FEASIBILITY
         features = None if plain else space.model_features_torch
-        gp, how = fit_gp(output.key, X_out, targets[output.key], store, maxiter, features, warp and not plain)
+        gp, how = fit_gp(
+            output.key, X_out, targets[output.key], store, maxiter, features, warp and not plain, warp_to_bounds
+        )
         models.append(gp)
         status[output.key] = how
     if all(isinstance(m, SingleTaskGP) for m in models):

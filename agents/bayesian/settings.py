@@ -38,6 +38,10 @@ class AcquisitionSettings:
     ucb_beta: use qUCB with this β instead of qLogNEI (single objective, no constraints).
     input_warping: the objective and constraint GPs learn a warping of each input (`agents.bayesian.model`);
         None: the space's default (`Space.input_warping_default`: on for recipes, off for boxes and pools).
+    warp_to_bounds: the warping spans the whole feature cube with a finite slope at its bounds, so a
+        design on a bound is predicted from the observations near it (`agents.bayesian.model.make_gp`).
+        False: botorch's default warping, of the observed range only, whose slope may become infinite at
+        its ends (checkpoints written before this option).
     exploit_every: every k-th model-based trial maximises the expected feasible value (the posterior mean
         weighted by the probability of meeting the constraints) instead of qLogNEI: a greedy step that
         climbs the model's best guess (`agents.bayesian.acquisition.ExpectedFeasibleValue`). At most one
@@ -56,6 +60,7 @@ class AcquisitionSettings:
     pool_batch: int = 512
     ucb_beta: float | None = None
     input_warping: bool | None = None
+    warp_to_bounds: bool = True
     exploit_every: int | None = None
     local_share: float = 0.5
     route_probe_after: int = 12
@@ -68,6 +73,8 @@ class AcquisitionSettings:
         warp = self.input_warping
         if warp is not None and not isinstance(warp, bool):
             raise ValueError(f"AcquisitionSettings.input_warping must be true, false or None, got {warp!r}")
+        if not isinstance(self.warp_to_bounds, bool):
+            raise ValueError(f"AcquisitionSettings.warp_to_bounds must be true or false, got {self.warp_to_bounds!r}")
         k = self.exploit_every
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
             raise ValueError(f"AcquisitionSettings.exploit_every must be None or an integer ≥ 0, got {k!r}")
@@ -82,6 +89,7 @@ class AcquisitionSettings:
             if f.name in (
                 "ucb_beta",
                 "input_warping",
+                "warp_to_bounds",
                 "exploit_every",
                 "local_share",
                 "route_probe_after",
