@@ -8,7 +8,7 @@ a learned homoscedastic noise with a floor (so replicates and near-duplicates st
 The objective and constraint GPs also see the space's model features (`Space.model_features_torch`:
 for recipes, the milling dose and thermal budget) appended to their inputs, each with its own lengthscale,
 and (`warp=True`) learn a Kumaraswamy-CDF warping of every input (botorch's `Warp`, log-normal priors
-centred on the identity; over the whole feature cube with both concentrations ≥ 1 unless `to_bounds` is
+centred on the identity; over the whole feature cube with both concentrations ≥ 1 unless `warp_to_bounds` is
 off): a recipe's response has cliffs (under-milled powder does not react) and long
 plateaus that one stationary lengthscale per axis cannot both follow.
 An outcome the space computes from the design (a recipe's process time) is a deterministic model.
@@ -134,7 +134,7 @@ WARP_PRIOR_SCALE = math.sqrt(0.75)
 """σ of the log-normal priors on the warping's two concentrations (median 1: the identity warp)."""
 
 WARP_MIN_CONCENTRATION = 1.0
-"""Lower bound of both concentrations of a warping that reaches the bounds (`make_gp`'s `to_bounds`).
+"""Lower bound of both concentrations of a warping that reaches the bounds (`make_gp`'s `warp_to_bounds`).
 
 botorch's `Warp` lets them fall to 1e-4, and the Kumaraswamy CDF 1 − (1 − xᵃ)ᵇ has an infinite slope at
 x = 0 when a < 1 and at x = 1 when b < 1: the strip next to that bound is stretched so far that the bound
@@ -150,11 +150,11 @@ def make_gp(
     min_lengthscale: float | None = None,
     features: Features | None = None,
     warp: bool = False,
-    to_bounds: bool = True,
+    warp_to_bounds: bool = True,
 ) -> SingleTaskGP:
     """A GP on the feature cube (plus `features`, if given and not None on `X`; input warping if `warp`).
 
-    `to_bounds`: the warping is one of the whole feature cube with both concentrations ≥
+    `warp_to_bounds`: the warping is one of the whole feature cube with both concentrations ≥
     `WARP_MIN_CONCENTRATION`. Otherwise it is botorch's default: a warping of the training inputs' range,
     which clamps every input beyond it (the GP predicts the same anywhere past the outermost observation
     along an axis), with concentrations down to 1e-4.
@@ -172,11 +172,11 @@ def make_gp(
         steps["warp"] = Warp(
             d=d + n_extra,
             indices=list(range(d + n_extra)),
-            bounds=unit if to_bounds else None,
+            bounds=unit if warp_to_bounds else None,
             concentration1_prior=LogNormalPrior(0.0, WARP_PRIOR_SCALE),
             concentration0_prior=LogNormalPrior(0.0, WARP_PRIOR_SCALE),
         )
-        if to_bounds:
+        if warp_to_bounds:
             for name in ("concentration0", "concentration1"):
                 floor = GreaterThan(WARP_MIN_CONCENTRATION, transform=None, initial_value=1.0)
                 steps["warp"].register_constraint(name, floor)
